@@ -1,0 +1,223 @@
+import { randomUUID } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import { ProtocolError, encode, type ChatMessage, type Party, type SupportJoined, type Visitor } from '@switchboard/protocol'
+import { channels, keys } from './keys.js'
+import { runScript } from './scripts.js'
+import { envelope } from './events.js'
+import { nowTimestamp, redisMillis } from './time.js'
+
+/** How long a chat lives without activity, and how long its keys outlive that (a safety net). */
+export interface ExpiryOptions {
+  /** Inactivity before a chat expires, in ms (CHAT_TTL_SECONDS). */
+  chatTtlMs: number
+  /**
+   * Extra lifetime of the Redis keys past the deadline, so an expiry sweep
+   * that runs late still finds the chat to announce it; the keys go anyway
+   * if no instance sweeps. @default 60000
+   */
+  keyGraceMs?: number
+}
+
+const DEFAULT_KEY_GRACE_MS = 60_000
+
+/** Where a chat is in its life: created → waiting in the queue → claimed by an agent → active (agent joined). */
+export type ChatState = 'new' | 'waiting' | 'claimed' | 'active'
+
+export interface ChatRecord extends Visitor {
+  state: ChatState
+  createdAt: number
+  supportId?: string
+  supportUserName?: string
+}
+
+/** A new random id: 32 lowercase hex characters, like seed 004's. */
+export function newId(): string {
+  return randomUUID().replaceAll('-', '')
+}
+
+function grace(opts: ExpiryOptions): number {
+  return opts.keyGraceMs ?? DEFAULT_KEY_GRACE_MS
+}
+
+/** Registers a visitor: a new chat, not yet in the queue (that happens on Join). */
+export async function createChat(redis: Redis, username: string, opts: ExpiryOptions): Promise<Visitor> {
+  const visitor: Visitor = { userId: newId(), username, chatId: newId() }
+  const now = redisMillis(await redis.time())
+  await redis
+    .multi()
+    .hset(keys.chat(visitor.chatId), {
+      chatId: visitor.chatId,
+      userId: visitor.userId,
+      username,
+      state: 'new',
+      createdAt: now,
+    })
+    .pexpire(keys.chat(visitor.chatId), opts.chatTtlMs + grace(opts))
+    .zadd(keys.deadlines, now + opts.chatTtlMs, visitor.chatId)
+    .exec()
+  return visitor
+}
+
+/** The chat, or null when it expired or never existed. */
+export async function getChat(redis: Redis, chatId: string): Promise<ChatRecord | null> {
+  const [[, fields], [, deadline], [, time]] = (await redis
+    .multi()
+    .hgetall(keys.chat(chatId))
+    .zscore(keys.deadlines, chatId)
+    .time()
+    .exec()) as [[null, Record<string, string>], [null, string | null], [null, string[]]]
+  const now = redisMillis(time)
+  if (deadline === null || Number(deadline) <= now || !fields.userId) return null
+  const chat: ChatRecord = {
+    chatId: fields.chatId ?? chatId,
+    userId: fields.userId,
+    username: fields.username ?? '',
+    state: (fields.state ?? 'new') as ChatState,
+    createdAt: Number(fields.createdAt),
+  }
+  if (fields.supportId !== undefined) chat.supportId = fields.supportId
+  if (fields.supportUserName !== undefined) chat.supportUserName = fields.supportUserName
+  return chat
+}
+
+/**
+ * Puts the visitor in the agents' queue (once: a visitor who joins again keeps
+ * their place). Returns 'queued' when this call queued them, else the state
+ * the chat was already in.
+ */
+export async function enqueueVisitor(
+  redis: Redis,
+  visitor: Visitor,
+  opts: ExpiryOptions,
+): Promise<'queued' | Exclude<ChatState, 'new'>> {
+  const result = await runScript(
+    redis,
+    'sbEnqueue',
+    [keys.chat(visitor.chatId), keys.queue, keys.queueSeq, keys.deadlines],
+    [visitor.chatId, visitor.userId, opts.chatTtlMs, grace(opts), channels.queue, JSON.stringify({ kind: 'joined', visitor })],
+  )
+  if (result === 'expired') throw new ProtocolError('CHAT_EXPIRED')
+  if (result === 'mismatch') throw new ProtocolError('IDENTITY_MISMATCH', 'userId does not belong to this chat')
+  return result as 'queued' | Exclude<ChatState, 'new'>
+}
+
+/**
+ * Claims a waiting visitor for an agent. Atomic: of any number of concurrent
+ * claims, on any instances, exactly one succeeds; the others get ALREADY_CLAIMED.
+ */
+export async function claimVisitor(redis: Redis, chatId: string, userId: string): Promise<void> {
+  const result = await runScript(redis, 'sbClaim', [keys.chat(chatId), keys.queue, keys.deadlines], [chatId, userId, channels.queue])
+  switch (result) {
+    case 'ok':
+      return
+    case 'claimed':
+      throw new ProtocolError('ALREADY_CLAIMED')
+    case 'notqueued':
+      throw new ProtocolError('NOT_IN_QUEUE')
+    default:
+      throw new ProtocolError('VISITOR_NOT_FOUND')
+  }
+}
+
+/**
+ * An agent joins the chat for the first time: the server makes their
+ * supportId, takes the visitor off the queue if no claim did so already, and
+ * announces SupportJoinedUser to both participants.
+ */
+export async function joinSupport(
+  redis: Redis,
+  chat: Visitor,
+  supportUserName: string,
+  opts: ExpiryOptions,
+): Promise<SupportJoined> {
+  const joined: SupportJoined = {
+    supportId: newId(),
+    supportUserName,
+    username: chat.username,
+    userId: chat.userId,
+    chatId: chat.chatId,
+  }
+  const result = await runScript(
+    redis,
+    'sbJoinSupport',
+    [keys.chat(chat.chatId), keys.queue, keys.deadlines],
+    [
+      chat.chatId,
+      chat.userId,
+      joined.supportId,
+      supportUserName,
+      opts.chatTtlMs,
+      grace(opts),
+      channels.chat(chat.chatId),
+      envelope('all', encode.supportJoinedUser(joined)),
+      channels.queue,
+    ],
+  )
+  if (result === 'expired') throw new ProtocolError('CHAT_EXPIRED')
+  if (result === 'mismatch') throw new ProtocolError('IDENTITY_MISMATCH', 'userId does not belong to this chat')
+  if (result === 'claimed') throw new ProtocolError('ALREADY_CLAIMED', 'Another agent has already joined this chat')
+  return joined
+}
+
+export interface NewMessage {
+  chatId: string
+  userId: string
+  supportId: string
+  content: string
+  from: Party
+}
+
+/**
+ * Stores a message and, in the same atomic step, announces it to both
+ * participants. Nobody sees a message that was not stored.
+ */
+export async function appendMessage(redis: Redis, input: NewMessage, opts: ExpiryOptions): Promise<ChatMessage> {
+  const message: ChatMessage = {
+    content: input.content,
+    from: input.from,
+    userId: input.userId,
+    supportId: input.supportId,
+    timestamp: nowTimestamp(),
+  }
+  const stored = encode.chatMessageArgs(message)
+  const result = await runScript(
+    redis,
+    'sbAppendMessage',
+    [keys.chat(input.chatId), keys.messages(input.chatId), keys.deadlines],
+    [
+      input.chatId,
+      input.supportId,
+      stored,
+      opts.chatTtlMs,
+      grace(opts),
+      channels.chat(input.chatId),
+      envelope('all', encode.chatMessageFromStored(stored)),
+    ],
+  )
+  if (result === 'expired') throw new ProtocolError('CHAT_EXPIRED')
+  if (result === 'noagent') throw new ProtocolError('NO_AGENT_YET')
+  if (result === 'mismatch') throw new ProtocolError('IDENTITY_MISMATCH', 'supportId does not belong to this chat')
+  return message
+}
+
+/** The stored messages of a chat, as JSON text, in storage order. */
+export async function readHistory(redis: Redis, chatId: string): Promise<string[]> {
+  return redis.lrange(keys.messages(chatId), 0, -1)
+}
+
+/** Keeps chats whose visitor is connected and whom no agent has joined yet alive. */
+export async function touchWaiting(redis: Redis, chatIds: Iterable<string>, opts: ExpiryOptions): Promise<void> {
+  const pipeline = redis.pipeline()
+  let n = 0
+  for (const chatId of chatIds) {
+    ;(pipeline as unknown as Record<string, (...a: unknown[]) => void>).sbTouchWaiting!(
+      keys.chat(chatId),
+      keys.deadlines,
+      chatId,
+      opts.chatTtlMs,
+      grace(opts),
+    )
+    n++
+  }
+  if (n > 0) await pipeline.exec()
+}

@@ -1,0 +1,31 @@
+import type { Redis } from 'ioredis'
+import { encode } from '@switchboard/protocol'
+import { channels, keys } from './keys.js'
+import { runScript } from './scripts.js'
+import { envelope } from './events.js'
+import { redisMillis } from './time.js'
+
+/** Chats expired per sweep at most; the next sweep takes the rest. */
+const SWEEP_BATCH = 200
+
+/**
+ * Expires every chat whose deadline has passed: deletes its keys, takes its
+ * visitor off the queue, and tells the participants (ChatExpired) and the
+ * agents (RemoveUser). Safe to run on every instance at once: each chat is
+ * expired and announced exactly once. Returns how many this call expired.
+ */
+export async function sweepExpired(redis: Redis): Promise<number> {
+  const now = redisMillis(await redis.time())
+  const due = await redis.zrangebyscore(keys.deadlines, '-inf', now, 'LIMIT', 0, SWEEP_BATCH)
+  let expired = 0
+  for (const chatId of due) {
+    const won = await runScript<number>(
+      redis,
+      'sbExpire',
+      [keys.deadlines, keys.chat(chatId), keys.messages(chatId), keys.queue],
+      [chatId, channels.chat(chatId), envelope('all', encode.chatExpired(chatId)), channels.queue],
+    )
+    expired += won
+  }
+  return expired
+}

@@ -1,0 +1,86 @@
+import { Redis, type RedisOptions } from 'ioredis'
+import { defineScripts } from './scripts.js'
+
+export interface RedisLogger {
+  warn(obj: object, msg: string): void
+  info(obj: object, msg: string): void
+}
+
+/**
+ * The two connections a service needs: `commands` fails fast while Redis is
+ * unreachable (callers answer STORE_UNAVAILABLE instead of hanging, and no
+ * write is replayed twice after a reconnect); `subscriber` is for pub/sub
+ * only and re-subscribes by itself when Redis comes back.
+ */
+export interface RedisConnections {
+  commands: Redis
+  subscriber: Redis
+  close(): Promise<void>
+}
+
+/** Milliseconds a command may take before it fails. @default 2000 */
+const COMMAND_TIMEOUT_MS = 2000
+
+export function connectRedis(url: string, log: RedisLogger): RedisConnections {
+  const shared: RedisOptions = {
+    // Reconnect forever, backing off to at most 2 s between attempts.
+    retryStrategy: (times) => Math.min(times * 100, 2000),
+    lazyConnect: false,
+  }
+  const commands = new Redis(url, {
+    ...shared,
+    connectionName: 'switchboard:commands',
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+  })
+  const subscriber = new Redis(url, { ...shared, connectionName: 'switchboard:subscriber' })
+  defineScripts(commands)
+
+  for (const [role, client] of [['commands', commands], ['subscriber', subscriber]] as const) {
+    let down = false
+    client.on('error', (err: Error) => {
+      if (!down) log.warn({ role, err: err.message }, 'redis connection error')
+      down = true
+    })
+    client.on('ready', () => {
+      if (down) log.info({ role }, 'redis connection restored')
+      down = false
+    })
+  }
+
+  return {
+    commands,
+    subscriber,
+    async close() {
+      await Promise.allSettled([commands.quit(), subscriber.quit()])
+      commands.disconnect()
+      subscriber.disconnect()
+    },
+  }
+}
+
+/** Resolves when the client is ready, or after `timeoutMs` (then the service runs degraded until Redis answers). */
+export function waitUntilReady(client: Redis, timeoutMs: number): Promise<boolean> {
+  if (client.status === 'ready') return Promise.resolve(true)
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady)
+      resolve(false)
+    }, timeoutMs)
+    const onReady = () => {
+      clearTimeout(timer)
+      resolve(true)
+    }
+    client.once('ready', onReady)
+  })
+}
+
+/** True when the error means Redis could not be reached (as opposed to a bug). */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  return /Stream isn't writeable|Connection is closed|ECONNREFUSED|ECONNRESET|Command timed out|ETIMEDOUT|EPIPE|enableOfflineQueue|MaxRetriesPerRequest|LOADING/i.test(
+    err.message,
+  )
+}

@@ -1,0 +1,171 @@
+import type { Redis } from 'ioredis'
+
+/*
+ * Lua scripts: each read-check-write runs atomically in Redis, and the
+ * PUBLISH that announces a change runs in the same script, so the order in
+ * which participants see events is the order in which Redis stored them,
+ * whichever instance wrote them. Time comes from Redis (TIME), so every
+ * instance agrees on when a chat expires.
+ */
+
+// Milliseconds since the epoch, from the Redis clock.
+const NOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// A chat is alive while its deadline is in the future. Keys also carry a TTL
+// a little beyond the deadline, so a chat nobody sweeps still disappears.
+const ALIVE = `
+local function alive(deadlines, chatId, now)
+  local d = redis.call('ZSCORE', deadlines, chatId)
+  return d ~= false and d ~= nil and tonumber(d) > now
+end
+`
+
+const scriptSources = {
+  /**
+   * KEYS: chat, queue, queueSeq, deadlines
+   * ARGV: chatId, userId, ttlMs, graceMs, queueChannel, joinedEvent
+   * → 'queued' (newly queued) | state ('waiting' | 'claimed' | 'active') | 'expired' | 'mismatch'
+   */
+  sbEnqueue: {
+    keys: 4,
+    lua: `${NOW}${ALIVE}
+if not alive(KEYS[4], ARGV[1], now) then return 'expired' end
+local f = redis.call('HMGET', KEYS[1], 'userId', 'state')
+if f[1] ~= ARGV[2] then return 'mismatch' end
+if f[2] ~= 'new' then return f[2] end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'waiting', 'queuedAt', now)
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 'queued'
+`,
+  },
+  /**
+   * KEYS: chat, queue, deadlines
+   * ARGV: chatId, userId, queueChannel
+   * → 'ok' | 'notfound' | 'notqueued' | 'claimed'
+   */
+  sbClaim: {
+    keys: 3,
+    lua: `${NOW}${ALIVE}
+if not alive(KEYS[3], ARGV[1], now) then return 'notfound' end
+local f = redis.call('HMGET', KEYS[1], 'userId', 'state')
+if f[1] ~= ARGV[2] then return 'notfound' end
+if f[2] == 'new' then return 'notqueued' end
+if f[2] ~= 'waiting' then return 'claimed' end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'claimed', 'claimedAt', now)
+redis.call('PUBLISH', ARGV[3], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. ARGV[2] .. '"}')
+return 'ok'
+`,
+  },
+  /**
+   * KEYS: chat, queue, deadlines
+   * ARGV: chatId, userId, supportId, supportUserName, ttlMs, graceMs, chatChannel, envelope, queueChannel
+   * → 'ok' | 'expired' | 'mismatch' | 'claimed'
+   */
+  sbJoinSupport: {
+    keys: 3,
+    lua: `${NOW}${ALIVE}
+if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
+local f = redis.call('HMGET', KEYS[1], 'userId', 'supportId')
+if f[1] ~= ARGV[2] then return 'mismatch' end
+if f[2] then return 'claimed' end
+local wasQueued = redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'active', 'supportId', ARGV[3], 'supportUserName', ARGV[4], 'supportJoinedAt', now)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]) + tonumber(ARGV[6]))
+if wasQueued == 1 then
+  redis.call('PUBLISH', ARGV[9], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. ARGV[2] .. '"}')
+end
+redis.call('PUBLISH', ARGV[7], ARGV[8])
+return 'ok'
+`,
+  },
+  /**
+   * KEYS: chat, messages, deadlines
+   * ARGV: chatId, supportId, storedMessage, ttlMs, graceMs, chatChannel, envelope
+   * → 'ok' | 'expired' | 'noagent' | 'mismatch'
+   */
+  sbAppendMessage: {
+    keys: 3,
+    lua: `${NOW}${ALIVE}
+if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
+local supportId = redis.call('HGET', KEYS[1], 'supportId')
+if not supportId then return 'noagent' end
+if supportId ~= ARGV[2] then return 'mismatch' end
+redis.call('RPUSH', KEYS[2], ARGV[3])
+local ttl = tonumber(ARGV[4])
+redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl + tonumber(ARGV[5]))
+redis.call('PEXPIRE', KEYS[2], ttl + tonumber(ARGV[5]))
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 'ok'
+`,
+  },
+  /**
+   * Keeps a chat that no agent has joined yet alive while its visitor is connected.
+   * KEYS: chat, deadlines
+   * ARGV: chatId, ttlMs, graceMs
+   * → 1 if extended, 0 otherwise
+   */
+  sbTouchWaiting: {
+    keys: 2,
+    lua: `${NOW}${ALIVE}
+if not alive(KEYS[2], ARGV[1], now) then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'supportId') == 1 then return 0 end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]))
+return 1
+`,
+  },
+  /**
+   * Expires one chat whose deadline has passed. Only one caller wins, so each
+   * expiry is announced once however many instances sweep.
+   * KEYS: deadlines, chat, messages, queue
+   * ARGV: chatId, chatChannel, expiredEnvelope, queueChannel
+   * → 1 if this call expired the chat, 0 otherwise
+   */
+  sbExpire: {
+    keys: 4,
+    lua: `${NOW}
+local d = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not d or tonumber(d) > now then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+local userId = redis.call('HGET', KEYS[2], 'userId')
+local queued = redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+if queued == 1 and userId then
+  redis.call('PUBLISH', ARGV[4], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. userId .. '"}')
+end
+return 1
+`,
+  },
+} as const
+
+export type ScriptName = keyof typeof scriptSources
+
+/** Registers every script on a client (EVALSHA, with EVAL on a cache miss). */
+export function defineScripts(redis: Redis): void {
+  for (const [name, { keys, lua }] of Object.entries(scriptSources)) {
+    redis.defineCommand(name, { numberOfKeys: keys, lua })
+  }
+}
+
+/** Runs a script defined by {@link defineScripts}. */
+export async function runScript<T = string>(
+  redis: Redis,
+  name: ScriptName,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<T> {
+  const command = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<T>>)[name]
+  if (typeof command !== 'function') throw new Error(`Redis client has no script ${name}: call defineScripts first`)
+  return command.call(redis, ...keys, ...args)
+}

@@ -1,0 +1,165 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+/**
+ * The frames of both sockets, as in seed 004's README. Client frames are
+ * `{"type", "args"}` JSON text frames; unknown extra fields are ignored so
+ * that later protocol versions can add fields without breaking old servers.
+ */
+
+/** Ids the server issues: 32 lowercase hex characters (a v4 UUID without dashes). */
+export const ID_PATTERN = '^[0-9a-f]{32}$'
+const idPattern = new RegExp(ID_PATTERN)
+
+export function isId(value: string): boolean {
+  return idPattern.test(value)
+}
+
+/** Longest visitor or agent name, in characters (code points). */
+export const MAX_NAME_LENGTH = 64
+
+export const Id = Type.String({ pattern: ID_PATTERN })
+// \S: a name made only of spaces is blank.
+export const Name = Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH, pattern: '\\S' })
+export const Party = Type.Union([Type.Literal('User'), Type.Literal('Support')])
+export type Party = Static<typeof Party>
+
+// ---------------------------------------------------------------- client → ChatServer /chat/{chatId}
+
+export const JoinArgs = Type.Object({
+  userId: Id,
+  username: Name,
+  from: Party,
+  /** Present on a re-join (a browser refresh): asks for the history. */
+  supportId: Type.Optional(Id),
+  /** Required when an agent joins for the first time (`from: "Support"`, no supportId). */
+  supportUserName: Type.Optional(Name),
+})
+export type JoinArgs = Static<typeof JoinArgs>
+
+export const ChatMessageArgs = Type.Object({
+  userId: Id,
+  supportId: Id,
+  content: Type.String({ minLength: 1 }),
+  from: Party,
+  supportUserName: Type.Optional(Name),
+})
+export type ChatMessageArgs = Static<typeof ChatMessageArgs>
+
+/** Frame types a client may send on `/chat/{chatId}`, with the schema of their `args`. */
+export const ChatClientFrames = {
+  Join: JoinArgs,
+  ChatMessage: ChatMessageArgs,
+} as const satisfies Record<string, TSchema>
+
+export type ChatClientFrame =
+  | { type: 'Join'; args: JoinArgs }
+  | { type: 'ChatMessage'; args: ChatMessageArgs }
+
+// ---------------------------------------------------------------- client → Subscriber /users
+
+/** `Load` carries no arguments; anything in `args` is ignored. */
+export const LoadArgs = Type.Object({})
+export type LoadArgs = Static<typeof LoadArgs>
+
+export const JoinUserArgs = Type.Object({
+  userId: Id,
+  chatId: Id,
+  username: Type.String(),
+})
+export type JoinUserArgs = Static<typeof JoinUserArgs>
+
+/** Frame types an agent may send on `/users`. */
+export const QueueClientFrames = {
+  Load: LoadArgs,
+  JoinUser: JoinUserArgs,
+} as const satisfies Record<string, TSchema>
+
+export type QueueClientFrame =
+  | { type: 'Load'; args: LoadArgs }
+  | { type: 'JoinUser'; args: JoinUserArgs }
+
+// ---------------------------------------------------------------- heartbeats
+
+/** Text frame the server sends every HEARTBEAT_INTERVAL_MS. */
+export const PING = 'ping'
+/** Text frames a client answers `ping` with. */
+export const PONGS = { User: 'pong:user', Support: 'pong:support' } as const
+export function isPong(text: string): boolean {
+  return text === PONGS.User || text === PONGS.Support
+}
+
+// ---------------------------------------------------------------- server → client
+
+/** A visitor as the queue and the chat know them. */
+export interface Visitor {
+  username: string
+  userId: string
+  chatId: string
+}
+
+/** One stored chat message, exactly as it is sent and as it appears in the history. */
+export interface ChatMessage {
+  content: string
+  from: Party
+  userId: string
+  supportId: string
+  timestamp: string
+}
+
+export interface SupportJoined {
+  supportId: string
+  supportUserName: string
+  username: string
+  userId: string
+  chatId: string
+}
+
+export type ServerFrame =
+  | { type: 'UserJoined'; args: Visitor }
+  | { type: 'SupportJoinedUser'; args: SupportJoined }
+  | { type: 'ChatHistory'; args: { user: Visitor; messages: ChatMessage[] } }
+  | { type: 'ChatMessage'; args: ChatMessage }
+  | { type: 'ChatExpired'; args: { chatId: string } }
+  | { type: 'RemoveUser'; args: { userId: string } }
+  | { type: 'Error'; args: { code: string; message: string } }
+
+function frame(type: string, args: unknown): string {
+  return JSON.stringify({ type, args })
+}
+
+/**
+ * Serialisers for every server frame. Field order follows seed 004's examples,
+ * so a frame is byte-for-byte what a seed client has seen before.
+ */
+export const encode = {
+  visitor: (v: Visitor): string => JSON.stringify(visitorArgs(v)),
+  userJoined: (v: Visitor): string => frame('UserJoined', visitorArgs(v)),
+  supportJoinedUser: (s: SupportJoined): string =>
+    frame('SupportJoinedUser', {
+      supportId: s.supportId,
+      supportUserName: s.supportUserName,
+      username: s.username,
+      userId: s.userId,
+      chatId: s.chatId,
+    }),
+  chatMessageArgs: (m: ChatMessage): string =>
+    JSON.stringify({
+      content: m.content,
+      from: m.from,
+      userId: m.userId,
+      supportId: m.supportId,
+      timestamp: m.timestamp,
+    }),
+  /** Wraps an already serialised ChatMessage (as stored) without parsing it again. */
+  chatMessageFromStored: (storedArgs: string): string => `{"type":"ChatMessage","args":${storedArgs}}`,
+  /** Builds ChatHistory from stored messages without parsing them again. */
+  chatHistoryFromStored: (user: Visitor, storedMessages: readonly string[]): string =>
+    `{"type":"ChatHistory","args":{"user":${JSON.stringify(visitorArgs(user))},"messages":[${storedMessages.join(',')}]}}`,
+  chatExpired: (chatId: string): string => frame('ChatExpired', { chatId }),
+  removeUser: (userId: string): string => frame('RemoveUser', { userId }),
+  error: (code: string, message: string): string => frame('Error', { code, message }),
+}
+
+function visitorArgs(v: Visitor): Visitor {
+  return { username: v.username, userId: v.userId, chatId: v.chatId }
+}

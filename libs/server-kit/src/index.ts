@@ -1,0 +1,5 @@
+export * from './config.js'
+export * from './redis-plugin.js'
+export * from './sockets-plugin.js'
+export * from './expiry-plugin.js'
+export * from './run-server.js'

@@ -1,0 +1,122 @@
+import fp from 'fastify-plugin'
+import websocket from '@fastify/websocket'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { WebSocket } from 'ws'
+import { Errors, PING, ProtocolError, encode, isPong, type ErrorCode, type ErrorSpec, type FrameParser } from '@switchboard/protocol'
+import { isRedisUnavailable } from '@switchboard/domain'
+
+export interface SocketsPluginOptions {
+  /** How often every socket gets `ping`. */
+  heartbeatIntervalMs: number
+  /** A socket that sends nothing for this long is closed with 4408. */
+  idleTimeoutMs: number
+  /** Largest frame; larger closes with 1009 (ws enforces it while reading). */
+  maxFrameBytes: number
+}
+
+export interface FrameHandlers<Frame> {
+  parser: FrameParser<Frame>
+  /** Handles one valid frame. Frames of one socket are handled one at a time, in order. */
+  onFrame(frame: Frame): Promise<void> | void
+  /**
+   * Runs before any frame is handled (frames that arrive meanwhile wait).
+   * Throwing a ProtocolError answers the client and, for errors with a close code, closes the socket.
+   */
+  onOpen?(): Promise<void> | void
+  onClose?(): void
+}
+
+interface Tracked {
+  lastSeen: number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Wires a socket to its handlers: heartbeat, idle close, frame parsing,
+     * one-at-a-time handling, and errors turned into `Error` frames.
+     */
+    serveSocket<Frame>(socket: WebSocket, log: FastifyBaseLogger, handlers: FrameHandlers<Frame>): void
+  }
+}
+
+/** Sends an `Error` frame for a code in the protocol's error table. */
+export function sendError(socket: WebSocket, code: ErrorCode, message: string = Errors[code].message): void {
+  if (socket.readyState === socket.OPEN) socket.send(encode.error(code, message))
+}
+
+export const socketsPlugin = fp(
+  async function socketsPlugin(app: FastifyInstance, opts: SocketsPluginOptions) {
+    const tracked = new Map<WebSocket, Tracked>()
+
+    await app.register(websocket, {
+      options: { maxPayload: opts.maxFrameBytes, perMessageDeflate: false },
+      preClose: async function () {
+        for (const socket of tracked.keys()) socket.close(Errors.SHUTTING_DOWN.closeCode, Errors.SHUTTING_DOWN.message)
+        await new Promise<void>((resolve) => app.websocketServer.close(() => resolve()))
+      },
+    })
+
+    // One timer for every socket: a ping each interval, and a close for the idle.
+    const heartbeat = setInterval(() => {
+      const now = Date.now()
+      for (const [socket, state] of tracked) {
+        if (now - state.lastSeen >= opts.idleTimeoutMs) {
+          socket.close(Errors.IDLE_TIMEOUT.closeCode, 'idle timeout')
+          tracked.delete(socket)
+        } else if (socket.readyState === socket.OPEN) {
+          socket.send(PING)
+        }
+      }
+    }, opts.heartbeatIntervalMs)
+    heartbeat.unref()
+    app.addHook('onClose', async () => clearInterval(heartbeat))
+
+    app.decorate('serveSocket', function serveSocket<Frame>(socket: WebSocket, log: FastifyBaseLogger, handlers: FrameHandlers<Frame>) {
+      const state: Tracked = { lastSeen: Date.now() }
+      tracked.set(socket, state)
+
+      const fail = (err: unknown) => {
+        if (err instanceof ProtocolError) {
+          const spec: ErrorSpec = Errors[err.code]
+          sendError(socket, err.code, err.message)
+          if (spec.closeCode !== undefined) socket.close(spec.closeCode, err.code)
+        } else if (isRedisUnavailable(err)) {
+          log.warn({ err: (err as Error).message }, 'redis unavailable while handling a frame')
+          sendError(socket, 'STORE_UNAVAILABLE')
+        } else {
+          log.error({ err }, 'unexpected error while handling a frame')
+          sendError(socket, 'INTERNAL_ERROR')
+        }
+      }
+
+      // Frames of one socket are handled strictly in order: a ChatMessage sent
+      // right after Join must see the Join done.
+      let chain: Promise<void> = Promise.resolve()
+      const enqueue = (work: () => Promise<void> | void) => {
+        chain = chain.then(work).catch(fail)
+      }
+      if (handlers.onOpen) enqueue(handlers.onOpen)
+
+      socket.on('message', (data, isBinary) => {
+        state.lastSeen = Date.now()
+        if (isBinary) {
+          sendError(socket, 'BINARY_NOT_SUPPORTED')
+          return
+        }
+        const text = data.toString()
+        if (isPong(text)) return
+        enqueue(async () => {
+          if (socket.readyState !== socket.OPEN) return
+          await handlers.onFrame(handlers.parser.parse(text))
+        })
+      })
+      socket.on('close', () => {
+        tracked.delete(socket)
+        handlers.onClose?.()
+      })
+      socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'))
+    })
+  },
+  { name: 'switchboard-sockets' },
+)

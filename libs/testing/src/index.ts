@@ -1,0 +1,3 @@
+export * from './redis-server.js'
+export * from './ws-client.js'
+export * from './stack.js'

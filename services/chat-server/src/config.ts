@@ -1,0 +1,8 @@
+import { loadConfig, type Config } from '@switchboard/server-kit'
+
+export { loadConfig, type Config }
+
+/** Where ChatServer listens. */
+export function listenOptions(config: Config): { host: string; port: number } {
+  return { host: config.host, port: config.chatServerPort }
+}

@@ -1,0 +1,248 @@
+import type {} from '@fastify/websocket'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { WebSocket } from 'ws'
+import {
+  ChatClientFrames,
+  Errors,
+  ProtocolError,
+  compileFrameParser,
+  encode,
+  isId,
+  type ChatMessageArgs,
+  type JoinArgs,
+} from '@switchboard/protocol'
+import {
+  appendMessage,
+  channels,
+  enqueueVisitor,
+  getChat,
+  joinSupport,
+  openEnvelope,
+  readHistory,
+  type ChatRecord,
+  type ExpiryOptions,
+} from '@switchboard/domain'
+import { sendError } from '@switchboard/server-kit'
+
+const parser = compileFrameParser(ChatClientFrames)
+type Role = 'user' | 'support'
+
+const CHAT_EXPIRED_PREFIX = '{"type":"ChatExpired"'
+const SUPPORT_JOINED_PREFIX = '{"type":"SupportJoinedUser"'
+const CHAT_MESSAGE_PREFIX = '{"type":"ChatMessage","args":'
+
+/** WebSocket `/chat/:chatId`: the conversation between one visitor and one agent. */
+export async function chatRoute(app: FastifyInstance, opts: ExpiryOptions) {
+  app.get<{ Params: { chatId: string } }>('/chat/:chatId', { websocket: true }, (socket, req) => {
+    const { chatId } = req.params
+    const log = req.log.child({ chatId })
+    if (!isId(chatId)) {
+      sendError(socket, 'INVALID_CHAT_ID')
+      socket.close(Errors.INVALID_CHAT_ID.closeCode, 'INVALID_CHAT_ID')
+      return
+    }
+    const session = new ChatSession(app, socket, chatId, log, opts)
+    app.serveSocket(socket, log, {
+      parser,
+      onOpen: () => session.open(),
+      onFrame: async (frame) => {
+        try {
+          if (frame.type === 'Join') await session.join(frame.args)
+          else await session.sendMessage(frame.args)
+        } catch (err) {
+          if (err instanceof ProtocolError && err.code === 'CHAT_EXPIRED') session.expire()
+          else throw err
+        }
+      },
+      onClose: () => session.close(),
+    })
+  })
+}
+
+/** One socket on one chat: who it joined as, and the chat frames it receives. */
+class ChatSession {
+  #role: Role | undefined
+  #chat: ChatRecord | undefined
+  #unsubscribe: (() => Promise<void>) | undefined
+  /** Live frames that arrive while a Join is being answered; sent right after the answer. */
+  #held: string[] | undefined
+  #waiting = false
+  #closed = false
+
+  constructor(
+    private readonly app: FastifyInstance,
+    private readonly socket: WebSocket,
+    private readonly chatId: string,
+    private readonly log: FastifyBaseLogger,
+    private readonly opts: ExpiryOptions,
+  ) {}
+
+  /** An unknown or expired chat is answered with ChatExpired and a 4410 close. */
+  async open(): Promise<void> {
+    const chat = await getChat(this.app.redis.commands, this.chatId)
+    if (chat === null) throw new ProtocolError('CHAT_EXPIRED')
+    this.#chat = chat
+  }
+
+  async join(args: JoinArgs): Promise<void> {
+    if (this.#role !== undefined) throw new ProtocolError('ALREADY_JOINED')
+    // Read the chat again: an agent may have joined since the socket opened.
+    const chat = await getChat(this.app.redis.commands, this.chatId)
+    if (chat === null) throw new ProtocolError('CHAT_EXPIRED')
+    this.#chat = chat
+    if (args.userId !== chat.userId) throw new ProtocolError('IDENTITY_MISMATCH', 'userId does not belong to this chat')
+    const role: Role = args.from === 'User' ? 'user' : 'support'
+
+    if (args.supportId !== undefined) {
+      if (args.supportId !== chat.supportId) {
+        throw new ProtocolError('IDENTITY_MISMATCH', 'supportId does not belong to this chat')
+      }
+      await this.#listen(role)
+      await this.#answerJoin(() => this.#sendHistory(chat))
+      return
+    }
+
+    if (role === 'support') {
+      if (args.supportUserName === undefined) {
+        throw new ProtocolError('INVALID_FRAME', 'Join: an agent joining without supportId must send supportUserName')
+      }
+      await this.#listen(role)
+      // SupportJoinedUser reaches both participants through the chat channel.
+      await this.#answerJoin(async () => {
+        const joined = await joinSupport(this.app.redis.commands, chat, args.supportUserName!, this.opts)
+        this.#chat = { ...chat, state: 'active', supportId: joined.supportId, supportUserName: joined.supportUserName }
+        this.log.info({ supportId: joined.supportId }, 'agent joined chat')
+      })
+      return
+    }
+
+    await this.#listen(role)
+    await this.#answerJoin(async () => {
+      const state = await enqueueVisitor(this.app.redis.commands, chat, this.opts)
+      if (state === 'active') {
+        // A visitor who lost their supportId (a seed-004 page that kept only
+        // chatId) is given it back, with the conversation so far.
+        const current = await getChat(this.app.redis.commands, this.chatId)
+        if (current === null) throw new ProtocolError('CHAT_EXPIRED')
+        this.#send(
+          encode.supportJoinedUser({
+            supportId: current.supportId ?? '',
+            supportUserName: current.supportUserName ?? '',
+            username: current.username,
+            userId: current.userId,
+            chatId: current.chatId,
+          }),
+        )
+        await this.#sendHistory(current)
+        return
+      }
+      this.#send(encode.userJoined(chat))
+      this.#waiting = true
+      this.app.waitingVisitors.add(this.chatId)
+      if (state === 'queued') this.log.info('visitor queued')
+    })
+  }
+
+  async sendMessage(args: ChatMessageArgs): Promise<void> {
+    const role = this.#role
+    const chat = this.#chat
+    if (role === undefined || chat === undefined) throw new ProtocolError('NOT_JOINED')
+    if ((args.from === 'User') !== (role === 'user')) {
+      throw new ProtocolError('IDENTITY_MISMATCH', `This socket joined as ${role === 'user' ? 'User' : 'Support'}`)
+    }
+    if (args.userId !== chat.userId) throw new ProtocolError('IDENTITY_MISMATCH', 'userId does not belong to this chat')
+    // The echo arrives through the chat channel, after the message is stored.
+    await appendMessage(
+      this.app.redis.commands,
+      { chatId: this.chatId, userId: args.userId, supportId: args.supportId, content: args.content, from: args.from },
+      this.opts,
+    )
+  }
+
+  /** Tells the client its chat is gone and closes with 4410. */
+  expire(): void {
+    this.#send(encode.chatExpired(this.chatId))
+    this.socket.close(Errors.CHAT_EXPIRED.closeCode, 'CHAT_EXPIRED')
+  }
+
+  close(): void {
+    this.#closed = true
+    this.#stopWaiting()
+    const unsubscribe = this.#unsubscribe
+    this.#unsubscribe = undefined
+    unsubscribe?.().catch(() => {})
+  }
+
+  /** Subscribes to the chat channel before anything is read, so nothing published meanwhile is missed. */
+  async #listen(role: Role): Promise<void> {
+    this.#role = role
+    this.#held = []
+    try {
+      const unsubscribe = await this.app.pubsub.subscribe(channels.chat(this.chatId), (message) => this.#onChannel(message))
+      if (this.#closed) await unsubscribe()
+      else this.#unsubscribe = unsubscribe
+    } catch (err) {
+      this.#role = undefined
+      this.#held = undefined
+      throw err
+    }
+  }
+
+  /** Runs the answer to a Join, then releases the live frames held meanwhile (minus any already in the history). */
+  async #answerJoin(answer: () => Promise<void>): Promise<void> {
+    try {
+      await answer()
+    } catch (err) {
+      this.#role = undefined
+      this.#held = undefined
+      const unsubscribe = this.#unsubscribe
+      this.#unsubscribe = undefined
+      await unsubscribe?.()
+      throw err
+    }
+    const held = this.#held ?? []
+    this.#held = undefined
+    for (const frame of held) this.#deliver(frame)
+  }
+
+  async #sendHistory(chat: ChatRecord): Promise<void> {
+    const messages = await readHistory(this.app.redis.commands, this.chatId)
+    this.#send(encode.chatHistoryFromStored(chat, messages))
+    // Messages stored between the subscription and the read are in both: skip their live copies.
+    const inHistory = new Set(messages)
+    const held = this.#held ?? []
+    this.#held = []
+    for (const frame of held) this.#deliver(frame, inHistory)
+  }
+
+  #onChannel(message: string): void {
+    const opened = openEnvelope(message)
+    if (opened === null || (opened.to !== 'all' && opened.to !== this.#role)) return
+    if (this.#held !== undefined) this.#held.push(opened.frame)
+    else this.#deliver(opened.frame)
+  }
+
+  #deliver(frame: string, skip?: ReadonlySet<string>): void {
+    if (skip !== undefined && skip.size > 0 && frame.startsWith(CHAT_MESSAGE_PREFIX)) {
+      if (skip.has(frame.slice(CHAT_MESSAGE_PREFIX.length, -1))) return
+    }
+    if (frame.startsWith(CHAT_EXPIRED_PREFIX)) {
+      this.#stopWaiting()
+      this.expire()
+      return
+    }
+    // Once an agent has joined, the chat lives by its messages, not by the visitor's presence.
+    if (frame.startsWith(SUPPORT_JOINED_PREFIX)) this.#stopWaiting()
+    this.#send(frame)
+  }
+
+  #stopWaiting(): void {
+    if (!this.#waiting) return
+    this.#waiting = false
+    this.app.waitingVisitors.delete(this.chatId)
+  }
+
+  #send(frame: string): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame)
+  }
+}

@@ -1,0 +1,39 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { encode } from '@switchboard/protocol'
+import { channels, parseQueueEvent, type QueueEvent } from '@switchboard/domain'
+
+/** Something that wants every queue event: an agent's socket after Load. */
+export type QueueListener = (event: QueueEvent, frame: string) => void
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Queue events from every instance, encoded once and fanned out to this instance's agents. */
+    queueFeed: {
+      add(listener: QueueListener): void
+      delete(listener: QueueListener): void
+    }
+  }
+}
+
+/** One subscription to the queue channel per instance, however many agents are connected. */
+export const queueFeedPlugin = fp(
+  async function queueFeed(app: FastifyInstance) {
+    const listeners = new Set<QueueListener>()
+    app.decorate('queueFeed', {
+      add: (listener: QueueListener) => void listeners.add(listener),
+      delete: (listener: QueueListener) => void listeners.delete(listener),
+    })
+    const unsubscribe = await app.pubsub.subscribe(channels.queue, (message) => {
+      const event = parseQueueEvent(message)
+      if (event === null) {
+        app.log.warn('unreadable queue event dropped')
+        return
+      }
+      const frame = event.kind === 'joined' ? encode.userJoined(event.visitor) : encode.removeUser(event.userId)
+      for (const listener of listeners) listener(event, frame)
+    })
+    app.addHook('onClose', async () => unsubscribe())
+  },
+  { name: 'switchboard-queue-feed', dependencies: ['switchboard-redis'] },
+)
