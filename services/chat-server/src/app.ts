@@ -6,8 +6,8 @@ import { chatRoute } from './routes/chat.js'
 import { waitingKeepAlivePlugin } from './plugins/waiting-keepalive.js'
 
 export interface BuildOptions {
-  /** A logger config or instance for fastify; defaults to pino at `config.logLevel`. */
-  logger?: FastifyServerOptions['logger'] | FastifyServerOptions['loggerInstance']
+  /** A logger config for fastify; defaults to pino at `config.logLevel`. */
+  logger?: FastifyServerOptions['logger']
   /** How often expired chats are looked for. @default 500 */
   sweepIntervalMs?: number
 }
@@ -15,7 +15,7 @@ export interface BuildOptions {
 /** Builds ChatServer without listening: `GET /user/join/:userName`, WebSocket `/chat/:chatId`, `GET /health`. */
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: (opts.logger as FastifyServerOptions['logger']) ?? { level: config.logLevel },
+    logger: opts.logger ?? { level: config.logLevel, name: 'chat-server' },
     // A name longer than the limit must reach the route to get a 400, not a 404.
     routerOptions: { maxParamLength: MAX_NAME_LENGTH * 16 },
   })

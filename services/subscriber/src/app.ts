@@ -12,7 +12,7 @@ export interface BuildOptions {
 
 /** Builds Subscriber without listening: WebSocket `/users` for agents, `GET /health`. */
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: opts.logger ?? { level: config.logLevel } })
+  const app = Fastify({ logger: opts.logger ?? { level: config.logLevel, name: 'subscriber' } })
   await app.register(redisPlugin, { url: config.redisUrl })
   await app.register(socketsPlugin, {
     heartbeatIntervalMs: config.heartbeatIntervalMs,
