@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import { ProtocolError, encode, type ChatMessage, type Party, type SupportJoined, type Visitor } from '@switchboard/protocol'
+import { ProtocolError, encode, type ChatMessage, type ErrorCode, type Party, type SupportJoined, type Visitor } from '@switchboard/protocol'
 import { channels, keys } from './keys.js'
 import { runScript } from './scripts.js'
 import { envelope } from './events.js'
@@ -34,6 +34,14 @@ export interface ChatRecord extends Visitor {
 export function newId(): string {
   return randomUUID().replaceAll('-', '')
 }
+
+/** What a script's refusal means to the client. */
+function refusal(result: string, table: Record<string, [ErrorCode, string?]>): ProtocolError | null {
+  const entry = table[result]
+  return entry === undefined ? null : new ProtocolError(entry[0], entry[1])
+}
+
+const USER_MISMATCH: [ErrorCode, string] = ['IDENTITY_MISMATCH', 'userId does not belong to this chat']
 
 function grace(opts: ExpiryOptions): number {
   return opts.keyGraceMs ?? DEFAULT_KEY_GRACE_MS
@@ -96,8 +104,8 @@ export async function enqueueVisitor(
     [keys.chat(visitor.chatId), keys.queue, keys.queueSeq, keys.deadlines],
     [visitor.chatId, visitor.userId, opts.chatTtlMs, grace(opts), channels.queue, JSON.stringify({ kind: 'joined', visitor })],
   )
-  if (result === 'expired') throw new ProtocolError('CHAT_EXPIRED')
-  if (result === 'mismatch') throw new ProtocolError('IDENTITY_MISMATCH', 'userId does not belong to this chat')
+  const refused = refusal(result, { expired: ['CHAT_EXPIRED'], mismatch: USER_MISMATCH })
+  if (refused) throw refused
   return result as 'queued' | Exclude<ChatState, 'new'>
 }
 
@@ -107,16 +115,8 @@ export async function enqueueVisitor(
  */
 export async function claimVisitor(redis: Redis, chatId: string, userId: string): Promise<void> {
   const result = await runScript(redis, 'sbClaim', [keys.chat(chatId), keys.queue, keys.deadlines], [chatId, userId, channels.queue])
-  switch (result) {
-    case 'ok':
-      return
-    case 'claimed':
-      throw new ProtocolError('ALREADY_CLAIMED')
-    case 'notqueued':
-      throw new ProtocolError('NOT_IN_QUEUE')
-    default:
-      throw new ProtocolError('VISITOR_NOT_FOUND')
-  }
+  if (result === 'ok') return
+  throw refusal(result, { claimed: ['ALREADY_CLAIMED'], notqueued: ['NOT_IN_QUEUE'] }) ?? new ProtocolError('VISITOR_NOT_FOUND')
 }
 
 /**
@@ -153,9 +153,12 @@ export async function joinSupport(
       channels.queue,
     ],
   )
-  if (result === 'expired') throw new ProtocolError('CHAT_EXPIRED')
-  if (result === 'mismatch') throw new ProtocolError('IDENTITY_MISMATCH', 'userId does not belong to this chat')
-  if (result === 'claimed') throw new ProtocolError('ALREADY_CLAIMED', 'Another agent has already joined this chat')
+  const refused = refusal(result, {
+    expired: ['CHAT_EXPIRED'],
+    mismatch: USER_MISMATCH,
+    claimed: ['ALREADY_CLAIMED', 'Another agent has already joined this chat'],
+  })
+  if (refused) throw refused
   return joined
 }
 
@@ -194,9 +197,12 @@ export async function appendMessage(redis: Redis, input: NewMessage, opts: Expir
       envelope('all', encode.chatMessageFromStored(stored)),
     ],
   )
-  if (result === 'expired') throw new ProtocolError('CHAT_EXPIRED')
-  if (result === 'noagent') throw new ProtocolError('NO_AGENT_YET')
-  if (result === 'mismatch') throw new ProtocolError('IDENTITY_MISMATCH', 'supportId does not belong to this chat')
+  const refused = refusal(result, {
+    expired: ['CHAT_EXPIRED'],
+    noagent: ['NO_AGENT_YET'],
+    mismatch: ['IDENTITY_MISMATCH', 'supportId does not belong to this chat'],
+  })
+  if (refused) throw refused
   return message
 }
 

@@ -19,8 +19,16 @@ export class PubSub {
     })
   }
 
-  /** Listens on a channel; resolves once Redis confirmed the subscription. Returns the function that stops listening. */
-  async subscribe(channel: string, listener: Listener): Promise<() => Promise<void>> {
+  /**
+   * Listens on a channel; resolves once Redis confirmed the subscription.
+   * Returns the function that stops listening. While Redis is unreachable it
+   * fails at once, unless `waitForRedis` is set: then it resolves when Redis
+   * is back and the subscription is made.
+   */
+  async subscribe(channel: string, listener: Listener, opts: { waitForRedis?: boolean } = {}): Promise<() => Promise<void>> {
+    if (!opts.waitForRedis && this.#redis.status !== 'ready') {
+      throw new Error('Connection is closed: the Redis subscriber connection is not ready')
+    }
     let set = this.#listeners.get(channel)
     const first = set === undefined
     if (set === undefined) {

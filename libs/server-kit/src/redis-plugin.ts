@@ -26,8 +26,9 @@ export const redisPlugin = fp(
     app.addHook('onClose', async () => {
       await redis.close()
     })
-    const ready = await waitUntilReady(redis.commands, opts.connectTimeoutMs ?? 3000)
-    if (!ready) app.log.warn({ url: redactUrl(opts.url) }, 'redis is not answering yet; running degraded until it does')
+    const timeout = opts.connectTimeoutMs ?? 3000
+    const ready = await Promise.all([waitUntilReady(redis.commands, timeout), waitUntilReady(redis.subscriber, timeout)])
+    if (!ready.every(Boolean)) app.log.warn({ url: redactUrl(opts.url) }, 'redis is not answering yet; running degraded until it does')
 
     app.get('/health', async (_req, reply) => {
       try {

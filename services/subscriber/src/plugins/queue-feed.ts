@@ -24,7 +24,7 @@ export const queueFeedPlugin = fp(
       add: (listener: QueueListener) => void listeners.add(listener),
       delete: (listener: QueueListener) => void listeners.delete(listener),
     })
-    const unsubscribe = await app.pubsub.subscribe(channels.queue, (message) => {
+    const subscribed = app.pubsub.subscribe(channels.queue, (message) => {
       const event = parseQueueEvent(message)
       if (event === null) {
         app.log.warn('unreadable queue event dropped')
@@ -32,8 +32,14 @@ export const queueFeedPlugin = fp(
       }
       const frame = event.kind === 'joined' ? encode.userJoined(event.visitor) : encode.removeUser(event.userId)
       for (const listener of listeners) listener(event, frame)
+    }, { waitForRedis: true })
+    // With Redis up, start-up waits for the subscription; with Redis down the
+    // service starts anyway and subscribes as soon as Redis answers.
+    if (app.redis.subscriber.status === 'ready') await subscribed
+    else subscribed.catch((err) => app.log.error({ err }, 'queue subscription failed'))
+    app.addHook('onClose', async () => {
+      if (app.redis.subscriber.status === 'ready') await (await subscribed)()
     })
-    app.addHook('onClose', async () => unsubscribe())
   },
   { name: 'switchboard-queue-feed', dependencies: ['switchboard-redis'] },
 )
