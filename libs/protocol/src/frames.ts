@@ -163,3 +163,31 @@ export const encode = {
 function visitorArgs(v: Visitor): Visitor {
   return { username: v.username, userId: v.userId, chatId: v.chatId }
 }
+
+/** Serialisers for the frames clients send, so no client hand-writes one. */
+export const encodeClient = {
+  join: (args: JoinArgs): string => frame('Join', args),
+  chatMessage: (args: ChatMessageArgs): string => frame('ChatMessage', args),
+  load: (): string => JSON.stringify({ type: 'Load' }),
+  joinUser: (args: JoinUserArgs): string => frame('JoinUser', args),
+}
+
+/** A frame from either socket, as a client sees it; the bare queue entries of `Load` are `Visitor`. */
+export type ReceivedFrame = ServerFrame | { type: 'Visitor'; args: Visitor }
+
+/** Parses a server text frame (not `ping`). Returns null for text that is not a frame. */
+export function parseServerFrame(text: string): ReceivedFrame | null {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return null
+  }
+  if (typeof value !== 'object' || value === null) return null
+  const v = value as Record<string, unknown>
+  if (typeof v.type === 'string' && typeof v.args === 'object' && v.args !== null) return v as unknown as ServerFrame
+  if (typeof v.userId === 'string' && typeof v.chatId === 'string' && typeof v.username === 'string') {
+    return { type: 'Visitor', args: { username: v.username, userId: v.userId, chatId: v.chatId } }
+  }
+  return null
+}

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import fastifyStatic from '@fastify/static'
 import type { Config } from './config.js'
 import { redisPlugin } from './redis-plugin.js'
 import { socketsPlugin } from './sockets-plugin.js'
@@ -11,18 +13,21 @@ export interface ServiceOptions {
   sweepIntervalMs?: number
 }
 
+export interface ServiceDefinition {
+  /** The service's name in logs. */
+  name: string
+  /** The built browser page (index.html, app.js, style.css), served at `/`. */
+  publicDir?: string
+  fastifyOptions?: FastifyServerOptions
+}
+
 /**
  * What every Switchboard service starts with: fastify with pino, Redis and
- * `/health`, WebSockets with heartbeat and idle close, and the expiry sweeper.
- * The service adds its routes.
+ * `/health`, WebSockets with heartbeat and idle close, the expiry sweeper,
+ * and its browser page. The service adds its routes.
  */
-export async function createServiceApp(
-  name: string,
-  config: Config,
-  opts: ServiceOptions = {},
-  fastifyOptions: FastifyServerOptions = {},
-): Promise<FastifyInstance> {
-  const app = Fastify({ ...fastifyOptions, logger: opts.logger ?? { level: config.logLevel, name } })
+export async function createServiceApp(service: ServiceDefinition, config: Config, opts: ServiceOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ ...service.fastifyOptions, logger: opts.logger ?? { level: config.logLevel, name: service.name } })
   await app.register(redisPlugin, { url: config.redisUrl })
   await app.register(socketsPlugin, {
     heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -30,5 +35,9 @@ export async function createServiceApp(
     maxFrameBytes: config.maxFrameBytes,
   })
   await app.register(expiryPlugin, opts.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: opts.sweepIntervalMs })
+  if (service.publicDir !== undefined) {
+    if (existsSync(service.publicDir)) await app.register(fastifyStatic, { root: service.publicDir, index: 'index.html' })
+    else app.log.warn({ publicDir: service.publicDir }, 'browser page not built (npm run build); serving the API only')
+  }
   return app
 }

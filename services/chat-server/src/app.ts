@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { createServiceApp, type Config, type ServiceOptions } from '@switchboard/server-kit'
 import { MAX_NAME_LENGTH } from '@switchboard/protocol'
@@ -7,12 +8,18 @@ import { waitingKeepAlivePlugin } from './plugins/waiting-keepalive.js'
 
 export type BuildOptions = ServiceOptions
 
-/** Builds ChatServer without listening: `GET /user/join/:userName`, WebSocket `/chat/:chatId`, `GET /health`. */
+/** Builds ChatServer without listening: the visitor page at `/`, `GET /user/join/:userName`, WebSocket `/chat/:chatId`, `GET /health`. */
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const app = await createServiceApp('chat-server', config, opts, {
-    // A name longer than the limit must reach the route to get a 400, not a 404.
-    routerOptions: { maxParamLength: MAX_NAME_LENGTH * 16 },
-  })
+  const app = await createServiceApp(
+    {
+      name: 'chat-server',
+      publicDir: fileURLToPath(new URL('../dist/public', import.meta.url)),
+      // A name longer than the limit must reach the route to get a 400, not a 404.
+      fastifyOptions: { routerOptions: { maxParamLength: MAX_NAME_LENGTH * 16 } },
+    },
+    config,
+    opts,
+  )
   const expiry = { chatTtlMs: config.chatTtlSeconds * 1000 }
   await app.register(waitingKeepAlivePlugin, expiry)
   await app.register(joinRoute, expiry)

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { createServiceApp, type Config, type ServiceOptions } from '@switchboard/server-kit'
 import { queueFeedPlugin } from './plugins/queue-feed.js'
@@ -5,9 +6,13 @@ import { usersRoute } from './routes/users.js'
 
 export type BuildOptions = ServiceOptions
 
-/** Builds Subscriber without listening: WebSocket `/users` for agents, `GET /health`. */
+/** Builds Subscriber without listening: the agent console at `/`, WebSocket `/users` for agents, `GET /health`. */
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const app = await createServiceApp('subscriber', config, opts)
+  const app = await createServiceApp(
+    { name: 'subscriber', publicDir: fileURLToPath(new URL('../dist/public', import.meta.url)) },
+    config,
+    opts,
+  )
   await app.register(queueFeedPlugin)
   await app.register(usersRoute)
   return app

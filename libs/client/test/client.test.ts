@@ -1,0 +1,137 @@
+import t from 'tap'
+import type {} from '@fastify/websocket'
+import { WebSocket } from 'ws'
+import { ChatClient, QueueClient, backoffDelay, registerVisitor, SwitchboardError, type SocketFactory } from '@switchboard/client'
+import type { ChatMessage, SupportJoined, Visitor } from '@switchboard/protocol'
+import { startStack } from '@switchboard/testing'
+
+const createSocket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>
+const fast = { initialMs: 20, maxMs: 200 }
+
+/** A queue of values pushed by callbacks, awaited one at a time. */
+function channel<T>() {
+  const items: T[] = []
+  const waiters: ((v: T) => void)[] = []
+  return {
+    push(v: T) {
+      const w = waiters.shift()
+      if (w) w(v)
+      else items.push(v)
+    },
+    next(): Promise<T> {
+      const v = items.shift()
+      if (v !== undefined) return Promise.resolve(v)
+      return new Promise((resolve) => waiters.push(resolve))
+    },
+  }
+}
+
+t.test('backoff grows, is capped, and is jittered', async (t) => {
+  t.equal(backoffDelay(0, { initialMs: 100, jitter: 0 }), 100)
+  t.equal(backoffDelay(3, { initialMs: 100, factor: 2, jitter: 0 }), 800)
+  t.equal(backoffDelay(20, { initialMs: 100, maxMs: 5000, jitter: 0 }), 5000)
+  t.equal(backoffDelay(2, { initialMs: 100, jitter: 0.5 }, () => 1), 200, 'full jitter halves the delay')
+  t.equal(backoffDelay(2, { initialMs: 100, jitter: 0.5 }, () => 0), 400)
+})
+
+t.test('registerVisitor returns the ids, and the server error code on a bad name', async (t) => {
+  const stack = await startStack(t)
+  const v = await registerVisitor(stack.chatServers[0]!.http, 'Nika')
+  t.match(v, { username: 'Nika', userId: /^[0-9a-f]{32}$/, chatId: /^[0-9a-f]{32}$/ })
+  const err = await registerVisitor(stack.chatServers[0]!.http, ' ').catch((e: unknown) => e)
+  t.ok(err instanceof SwitchboardError)
+  t.equal((err as SwitchboardError).code, 'INVALID_USERNAME')
+  t.equal((err as SwitchboardError).status, 400)
+})
+
+t.test('visitor and agent clients: the seed flow, then a dropped connection comes back with the history', async (t) => {
+  const stack = await startStack(t)
+  const chatServer = stack.chatServers[0]!
+  const queued = channel<readonly Visitor[]>()
+  const queue = new QueueClient({ subscriber: stack.subscribers[0]!.http, createSocket, backoff: fast, handlers: { queue: (v) => queued.push(v) } }).connect()
+  t.teardown(() => queue.close())
+  t.same(await queued.next(), [], 'the queue starts empty')
+
+  const visitor = await registerVisitor(chatServer.http, 'Nika')
+  const userEvents = channel<string>()
+  const userMessages: ChatMessage[] = []
+  const histories: ChatMessage[][] = []
+  const user = new ChatClient({
+    chatServer: chatServer.ws,
+    identity: { ...visitor, from: 'User' },
+    createSocket,
+    backoff: fast,
+    handlers: {
+      waiting: () => userEvents.push('waiting'),
+      agentJoined: () => userEvents.push('agentJoined'),
+      message: (m) => {
+        userMessages.push(m)
+        userEvents.push(`message:${m.content}`)
+      },
+      history: (list) => {
+        histories.push(list)
+        userEvents.push('history')
+      },
+      state: (s) => userEvents.push(`state:${s}`),
+    },
+  }).connect()
+  t.teardown(() => user.close())
+  t.equal(await userEvents.next(), 'state:connecting')
+  t.equal(await userEvents.next(), 'state:open')
+  t.equal(await userEvents.next(), 'waiting')
+  let list = await queued.next()
+  while (list.length === 0) list = await queued.next()
+  t.same(list, [visitor], 'the agent sees the visitor')
+
+  queue.claim(visitor)
+  const joined = channel<SupportJoined>()
+  const agentMessages = channel<ChatMessage>()
+  const agent = new ChatClient({
+    chatServer: chatServer.http,
+    identity: { ...visitor, from: 'Support', supportUserName: 'Vika' },
+    createSocket,
+    backoff: fast,
+    handlers: { agentJoined: (j) => joined.push(j), message: (m) => agentMessages.push(m) },
+  }).connect()
+  t.teardown(() => agent.close())
+  const j = await joined.next()
+  t.equal(j.supportUserName, 'Vika')
+  t.equal(agent.supportId, j.supportId, 'the agent client keeps the supportId')
+  t.equal(await userEvents.next(), 'agentJoined')
+  t.equal(user.supportId, j.supportId, 'the visitor client keeps the supportId')
+
+  t.ok(user.send('hello'))
+  t.equal(await userEvents.next(), 'message:hello')
+  t.equal((await agentMessages.next()).content, 'hello')
+
+  // The server drops every socket: the clients reconnect and re-join with the supportId.
+  for (const socket of chatServer.app.websocketServer.clients) socket.terminate()
+  const seen: string[] = []
+  for (let e = await userEvents.next(); e !== 'history'; e = await userEvents.next()) seen.push(e)
+  t.ok(seen.includes('state:reconnecting'), 'the visitor client said it was reconnecting')
+  t.same(histories.at(-1)?.map((m) => m.content), ['hello'], 'the history came back')
+
+  t.ok(agent.send('welcome back'))
+  t.equal(await userEvents.next(), 'message:welcome back', 'the conversation goes on')
+})
+
+t.test('the queue client reloads the whole queue after a reconnect', async (t) => {
+  const stack = await startStack(t)
+  const a = await stack.joinVisitor('A')
+  const ua = await stack.socket(`${stack.chatServers[0]!.ws}/chat/${a.chatId}`)
+  ua.send({ type: 'Join', args: { userId: a.userId, username: 'A', from: 'User' } })
+  await ua.nextOfType('UserJoined')
+
+  const queued = channel<readonly Visitor[]>()
+  const queue = new QueueClient({ subscriber: stack.subscribers[0]!.ws, createSocket, backoff: fast, handlers: { queue: (v) => queued.push(v) } }).connect()
+  t.teardown(() => queue.close())
+  let list = await queued.next()
+  while (list.length < 1) list = await queued.next()
+  t.same(list.map((v) => v.username), ['A'])
+
+  for (const socket of stack.subscribers[0]!.app.websocketServer.clients) socket.terminate()
+  list = await queued.next()
+  t.same(list, [], 'the list is reset on reconnect')
+  list = await queued.next()
+  t.same(list.map((v) => v.username), ['A'], 'and loaded again')
+})

@@ -1,0 +1,196 @@
+import t from 'tap'
+import { ConfigError, loadConfig, type Config } from '@switchboard/server-kit'
+
+const DEFAULTS: Config = {
+  redisUrl: 'redis://127.0.0.1:6379',
+  host: '127.0.0.1',
+  chatServerPort: 9000,
+  subscriberPort: 9001,
+  heartbeatIntervalMs: 1000,
+  idleTimeoutSeconds: 120,
+  chatTtlSeconds: 120,
+  maxFrameBytes: 65536,
+  logLevel: 'info',
+}
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+type Asserts = Pick<typeof t, 'type' | 'fail'>
+
+/** The ConfigError loadConfig throws for `env`, or fails the test. */
+function configError(t: Asserts, env: NodeJS.ProcessEnv): ConfigError | undefined {
+  try {
+    loadConfig(env)
+  } catch (err) {
+    t.type(err, ConfigError)
+    return err as ConfigError
+  }
+  t.fail(`loadConfig(${JSON.stringify(env)}) did not throw`)
+  return undefined
+}
+
+t.test('defaults, with nothing set', async (t) => {
+  t.strictSame(loadConfig({}), DEFAULTS)
+})
+
+t.test('an empty variable means the default', async (t) => {
+  const env = Object.fromEntries(
+    ['REDIS_URL', 'HOST', 'CHAT_SERVER_PORT', 'SUBSCRIBER_PORT', 'HEARTBEAT_INTERVAL_MS', 'IDLE_TIMEOUT_SECONDS', 'CHAT_TTL_SECONDS', 'MAX_FRAME_BYTES', 'LOG_LEVEL'].map(
+      (k) => [k, ''],
+    ),
+  )
+  t.strictSame(loadConfig(env), DEFAULTS)
+})
+
+t.test('variables it does not know are ignored', async (t) => {
+  t.strictSame(loadConfig({ PATH: '/usr/bin', PORT: 'x', NODE_ENV: 'production', chat_server_port: 'nope' }), DEFAULTS)
+})
+
+t.test('overrides are read, and numbers converted to numbers', async (t) => {
+  const config = loadConfig({
+    REDIS_URL: 'rediss://user:secret@redis.example:6380/2',
+    HOST: '0.0.0.0',
+    CHAT_SERVER_PORT: '9100',
+    SUBSCRIBER_PORT: '0',
+    HEARTBEAT_INTERVAL_MS: '50',
+    IDLE_TIMEOUT_SECONDS: '0.3',
+    CHAT_TTL_SECONDS: '1.5',
+    MAX_FRAME_BYTES: '1024',
+    LOG_LEVEL: 'silent',
+  })
+  t.strictSame(config, {
+    redisUrl: 'rediss://user:secret@redis.example:6380/2',
+    host: '0.0.0.0',
+    chatServerPort: 9100,
+    subscriberPort: 0,
+    heartbeatIntervalMs: 50,
+    idleTimeoutSeconds: 0.3,
+    chatTtlSeconds: 1.5,
+    maxFrameBytes: 1024,
+    logLevel: 'silent',
+  })
+  for (const key of ['chatServerPort', 'subscriberPort', 'heartbeatIntervalMs', 'idleTimeoutSeconds', 'chatTtlSeconds', 'maxFrameBytes'] as const) {
+    t.type(config[key], 'number', `${key} is a number`)
+  }
+  // every level pino knows
+  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) {
+    t.equal(loadConfig({ LOG_LEVEL: level }).logLevel, level)
+  }
+  // the edges of the ranges are allowed
+  t.equal(loadConfig({ CHAT_SERVER_PORT: '65535' }).chatServerPort, 65535)
+  t.equal(loadConfig({ HEARTBEAT_INTERVAL_MS: '10' }).heartbeatIntervalMs, 10)
+  t.equal(loadConfig({ MAX_FRAME_BYTES: '256' }).maxFrameBytes, 256)
+  t.equal(loadConfig({ IDLE_TIMEOUT_SECONDS: '86400' }).idleTimeoutSeconds, 86400)
+})
+
+t.test('the result is frozen', async (t) => {
+  const config = loadConfig({})
+  t.ok(Object.isFrozen(config))
+  t.throws(() => {
+    ;(config as { chatServerPort: number }).chatServerPort = 1
+  }, TypeError)
+  t.equal(config.chatServerPort, 9000)
+  t.not(loadConfig({}), config, 'each call builds its own object')
+})
+
+t.test('it reads the env it is given, not process.env', async (t) => {
+  const before = process.env.CHAT_SERVER_PORT
+  process.env.CHAT_SERVER_PORT = '1234'
+  t.teardown(() => {
+    if (before === undefined) delete process.env.CHAT_SERVER_PORT
+    else process.env.CHAT_SERVER_PORT = before
+  })
+  t.equal(loadConfig({}).chatServerPort, 9000)
+  t.equal(loadConfig().chatServerPort, 1234, 'process.env is the default source')
+})
+
+t.test('one invalid value → ConfigError naming it', async (t) => {
+  const cases: [string, string][] = [
+    ['REDIS_URL', 'http://127.0.0.1:6379'],
+    ['REDIS_URL', '127.0.0.1:6379'],
+    ['CHAT_SERVER_PORT', 'abc'],
+    ['CHAT_SERVER_PORT', '65536'],
+    ['CHAT_SERVER_PORT', '-1'],
+    ['SUBSCRIBER_PORT', '9OO1'],
+    ['HEARTBEAT_INTERVAL_MS', '5'],
+    ['HEARTBEAT_INTERVAL_MS', '600001'],
+    ['HEARTBEAT_INTERVAL_MS', 'fast'],
+    ['IDLE_TIMEOUT_SECONDS', '0'],
+    ['IDLE_TIMEOUT_SECONDS', '-3'],
+    ['IDLE_TIMEOUT_SECONDS', 'forever'],
+    ['CHAT_TTL_SECONDS', '0'],
+    ['CHAT_TTL_SECONDS', String(30 * 86_400 + 1)],
+    ['MAX_FRAME_BYTES', '100'],
+    ['MAX_FRAME_BYTES', '64k'],
+    ['LOG_LEVEL', 'loud'],
+    ['LOG_LEVEL', 'INFO'],
+  ]
+  for (const [name, value] of cases) {
+    const err = configError(t, { [name]: value })
+    t.equal(err?.name, 'ConfigError')
+    t.match(err?.message, new RegExp(`^Invalid configuration:`), `${name}=${value}: message starts with the summary`)
+    // the value is shown as set, or as converted to a number (see the todo test below)
+    const shown = new RegExp(`\\n  ${name}=("${escape(value)}"|${escape(String(Number(value)))}): `)
+    t.match(err?.message, shown, `${name}=${value}: named with its value`)
+    const others = ['REDIS_URL', 'HOST', 'CHAT_SERVER_PORT', 'SUBSCRIBER_PORT', 'HEARTBEAT_INTERVAL_MS', 'IDLE_TIMEOUT_SECONDS', 'CHAT_TTL_SECONDS', 'MAX_FRAME_BYTES', 'LOG_LEVEL'].filter(
+      (k) => k !== name,
+    )
+    for (const other of others) t.notMatch(err?.message, new RegExp(`\\b${other}=`), `${name}=${value}: ${other} is not blamed`)
+  }
+})
+
+t.test('several invalid values → one ConfigError naming each of them', async (t) => {
+  const err = configError(t, {
+    REDIS_URL: 'mysql://db',
+    CHAT_SERVER_PORT: 'ninety',
+    HEARTBEAT_INTERVAL_MS: '1',
+    IDLE_TIMEOUT_SECONDS: '0',
+    MAX_FRAME_BYTES: '10',
+    LOG_LEVEL: 'chatty',
+    // valid ones in between
+    HOST: '::1',
+    SUBSCRIBER_PORT: '9002',
+    CHAT_TTL_SECONDS: '60',
+  })
+  for (const bad of ['REDIS_URL=', 'CHAT_SERVER_PORT=', 'HEARTBEAT_INTERVAL_MS=', 'IDLE_TIMEOUT_SECONDS=', 'MAX_FRAME_BYTES=', 'LOG_LEVEL=']) {
+    t.match(err?.message, bad, `names ${bad}`)
+  }
+  for (const good of ['HOST=', 'SUBSCRIBER_PORT=', 'CHAT_TTL_SECONDS=']) t.notMatch(err?.message, good, `does not blame ${good}`)
+  // one problem per line
+  const lines = (err?.message ?? '').split('\n').slice(1)
+  t.ok(lines.length >= 6, 'a line per problem')
+  for (const line of lines) t.match(line, /^ {2}[A-Z_]+=/, `problem line ${JSON.stringify(line)}`)
+})
+
+const CONVERSION_BUG = {
+  todo: 'bug: Value.Convert turns "80.5" into 80, "1e3" into 1 and "true" into 1 for integer settings instead of rejecting them',
+}
+
+t.test('a value that is not a whole number is rejected, not truncated, for integer settings', async (t) => {
+  for (const [name, value] of [
+    ['CHAT_SERVER_PORT', '80.5'],
+    ['CHAT_SERVER_PORT', 'true'],
+    ['SUBSCRIBER_PORT', '1e3'],
+    ['HEARTBEAT_INTERVAL_MS', '99.9'],
+  ] as const) {
+    let result: unknown
+    try {
+      result = loadConfig({ [name]: value })
+    } catch (err) {
+      result = err
+    }
+    t.type(result, ConfigError, `${name}=${value} is a ConfigError`, CONVERSION_BUG)
+  }
+  // what is a whole number is accepted whatever way it is written
+  t.equal(loadConfig({ CHAT_SERVER_PORT: ' 8080 ' }).chatServerPort, 8080)
+  t.equal(loadConfig({ CHAT_TTL_SECONDS: '1e3' }).chatTtlSeconds, 1000)
+})
+
+t.test('the error shows each bad value as it was set', async (t) => {
+  const err = configError(t, { MAX_FRAME_BYTES: '1e6', CHAT_TTL_SECONDS: '0x10', CHAT_SERVER_PORT: '70000' })
+  for (const shown of ['MAX_FRAME_BYTES="1e6"', 'CHAT_TTL_SECONDS="0x10"', 'CHAT_SERVER_PORT="70000"']) {
+    t.match(err?.message, shown, shown, {
+      todo: 'bug: Value.Default and Value.Convert work in place on `raw`, so the message shows the converted value (MAX_FRAME_BYTES=1, CHAT_TTL_SECONDS=0) instead of what was set',
+    })
+  }
+})

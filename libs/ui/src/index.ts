@@ -1,0 +1,2 @@
+export * from './dom.js'
+export * from './settings.js'

@@ -1,0 +1,289 @@
+import { ChatClient, QueueClient, type ConnectionState } from '@switchboard/client'
+import type { ChatMessage, Visitor } from '@switchboard/protocol'
+import { duration, field, h, messageItem, setting, stored } from '@switchboard/ui'
+
+/** A chat this agent holds; what survives a refresh is `visitor`, `supportId`, `expired`. */
+interface HeldChat {
+  visitor: Visitor
+  supportId?: string
+  expired?: boolean
+  client?: ChatClient
+  panel?: HTMLElement
+  messages?: HTMLOListElement
+}
+
+const NAME_KEY = 'switchboard.agent.name'
+const CHATS_KEY = 'switchboard.agent.chats'
+const SEEN_KEY = 'switchboard.agent.firstSeen'
+
+// The console is served by Subscriber; ChatServer is by default on the same host, port 9000.
+const subscriber = setting('subscriber', window.location.origin)
+const chatServer = setting('chatServer', `${window.location.protocol}//${window.location.hostname}:9000`)
+
+const root = document.getElementById('switchboard-console') ?? document.body.appendChild(h('main', { attrs: { id: 'switchboard-console' } }))
+const chats = new Map<string, HeldChat>()
+let selected: string | undefined
+let agentName = ''
+let queue: QueueClient | undefined
+// When this console first saw each waiting visitor: the queue frames carry no time.
+const firstSeen: Record<string, number> = stored.get<Record<string, number>>(SEEN_KEY) ?? {}
+
+const notice = h('p', { class: 'banner banner--warn', attrs: { role: 'status', hidden: '' } })
+const connection = h('p', { class: 'banner banner--warn', attrs: { role: 'status', hidden: '' } })
+const queueList = h('ul', { class: 'queue', attrs: { 'aria-label': 'Waiting visitors' } })
+const queueEmpty = h('p', { class: 'muted', text: 'No one is waiting.' })
+const tabs = h('div', { class: 'tabs', attrs: { role: 'tablist', 'aria-label': 'Your chats' } })
+const panels = h('div')
+const noChats = h('p', { class: 'muted', text: 'Claim a visitor to start chatting.' })
+
+function say(text: string): void {
+  notice.textContent = text
+  notice.hidden = false
+}
+
+function persist(): void {
+  stored.set(
+    CHATS_KEY,
+    [...chats.values()].map(({ visitor, supportId, expired }) => ({ visitor, ...(supportId ? { supportId } : {}), ...(expired ? { expired } : {}) })),
+  )
+}
+
+function signInView(): void {
+  const name = field('Agent name', { maxlength: '64', placeholder: 'Your name as visitors will see it' })
+  const start = h('button', { text: 'Start', attrs: { type: 'submit' } })
+  root.replaceChildren(
+    h(
+      'form',
+      {
+        class: 'card',
+        on: {
+          submit: (ev) => {
+            ev.preventDefault()
+            const value = name.input.value.trim()
+            if (!value) return name.input.focus()
+            stored.set(NAME_KEY, value)
+            consoleView(value)
+          },
+        },
+      },
+      h('h1', { text: 'Agent console' }),
+      h('div', { class: 'row' }, name.wrapper, start),
+    ),
+  )
+  name.input.focus()
+}
+
+function consoleView(name: string): void {
+  agentName = name
+  root.replaceChildren(
+    h(
+      'div',
+      { class: 'card', attrs: { style: 'max-width:1100px;margin-bottom:16px' } },
+      h('h1', { text: 'Agent console' }),
+      h('p', { class: 'muted', text: `Signed in as ${name}` }),
+      connection,
+      notice,
+    ),
+    h(
+      'div',
+      { class: 'console' },
+      h('section', { class: 'card', attrs: { 'aria-label': 'Queue' } }, h('h2', { text: 'Waiting visitors' }), queueEmpty, queueList),
+      h('section', { class: 'card', attrs: { 'aria-label': 'Chats' } }, h('h2', { text: 'Your chats' }), noChats, tabs, panels),
+    ),
+  )
+  for (const saved of stored.get<HeldChat[]>(CHATS_KEY) ?? []) {
+    if (saved?.visitor?.chatId) openChat(saved.visitor, saved.supportId, saved.expired)
+  }
+  queue = new QueueClient({
+    subscriber,
+    handlers: {
+      queue: renderQueue,
+      state: (state) => showConnection('Queue', state),
+    },
+  }).connect()
+  setInterval(tickWaitingTimes, 1000)
+}
+
+function showConnection(what: string, state: ConnectionState): void {
+  if (state === 'reconnecting') {
+    connection.textContent = `${what} connection lost — reconnecting…`
+    connection.hidden = false
+  } else if (state === 'open') {
+    connection.hidden = true
+  }
+}
+
+function renderQueue(visitors: readonly Visitor[]): void {
+  const now = Date.now()
+  let seenChanged = false
+  for (const v of visitors) {
+    if (firstSeen[v.chatId] === undefined) {
+      firstSeen[v.chatId] = now
+      seenChanged = true
+    }
+  }
+  for (const chatId of Object.keys(firstSeen)) {
+    if (!visitors.some((v) => v.chatId === chatId)) {
+      delete firstSeen[chatId]
+      seenChanged = true
+    }
+  }
+  if (seenChanged && visitors.length > 0) stored.set(SEEN_KEY, firstSeen)
+  queueEmpty.hidden = visitors.length > 0
+  queueList.replaceChildren(
+    ...visitors.map((v) =>
+      h(
+        'li',
+        { attrs: { 'data-chat-id': v.chatId } },
+        h('div', {}, h('div', { class: 'who', text: v.username }), h('div', { class: 'muted waited', attrs: { 'data-since': String(firstSeen[v.chatId] ?? now) } })),
+        h('button', { text: 'Claim', attrs: { type: 'button', 'aria-label': `Claim ${v.username}` }, on: { click: () => claim(v) } }),
+      ),
+    ),
+  )
+  tickWaitingTimes()
+}
+
+function tickWaitingTimes(): void {
+  const now = Date.now()
+  for (const el of queueList.querySelectorAll<HTMLElement>('.waited')) {
+    el.textContent = `waiting ${duration(now - Number(el.dataset.since))}`
+  }
+}
+
+/**
+ * Claiming sends JoinUser (so every agent's queue drops the visitor) and the
+ * agent's Join on the chat at once, as seed 004 does. The chat Join decides:
+ * the first agent to join the chat has it; another gets ALREADY_CLAIMED.
+ */
+function claim(visitor: Visitor): void {
+  if (chats.has(visitor.chatId)) return select(visitor.chatId)
+  queue?.claim(visitor)
+  openChat(visitor)
+  select(visitor.chatId)
+}
+
+function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void {
+  const held: HeldChat = { visitor, ...(supportId ? { supportId } : {}), ...(expired ? { expired } : {}) }
+  chats.set(visitor.chatId, held)
+  const messages = h('ol', { class: 'messages', attrs: { 'aria-label': `Conversation with ${visitor.username}`, 'aria-live': 'polite' } })
+  const message = field('Message', { placeholder: `Message ${visitor.username}`, maxlength: '4000' })
+  const send = h('button', { text: 'Send', attrs: { type: 'submit' } })
+  const banner = h('p', { class: 'banner banner--warn', attrs: { role: 'status', hidden: '' } })
+  const composer = h(
+    'form',
+    {
+      on: {
+        submit: (ev) => {
+          ev.preventDefault()
+          const text = message.input.value
+          if (text.trim() && held.client?.send(text)) message.input.value = ''
+        },
+      },
+    },
+    h('div', { class: 'row' }, message.wrapper, send),
+  )
+  const closeButton = h('button', {
+    class: 'secondary',
+    text: 'Close chat',
+    attrs: { type: 'button' },
+    on: { click: () => dropChat(visitor.chatId) },
+  })
+  held.panel = h(
+    'div',
+    { attrs: { role: 'tabpanel', 'aria-label': `Chat with ${visitor.username}`, 'data-chat-id': visitor.chatId } },
+    h('div', { class: 'row', attrs: { style: 'justify-content:space-between;align-items:center;margin-bottom:8px' } }, h('h2', { text: `Chat with ${visitor.username}` }), closeButton),
+    banner,
+    messages,
+    composer,
+  )
+  held.messages = messages
+  panels.append(held.panel)
+  const render = (m: ChatMessage) => {
+    const mine = m.from === 'Support'
+    messages.append(messageItem(mine ? 'You' : visitor.username, m.timestamp, m.content, mine))
+    messages.scrollTop = messages.scrollHeight
+  }
+  const markExpired = () => {
+    held.expired = true
+    held.client?.close()
+    banner.textContent = 'This chat has expired.'
+    banner.hidden = false
+    message.input.disabled = true
+    send.disabled = true
+    persist()
+    renderTabs()
+  }
+  persist()
+  renderTabs()
+  if (expired) return markExpired()
+
+  held.client = new ChatClient({
+    chatServer,
+    identity: {
+      chatId: visitor.chatId,
+      userId: visitor.userId,
+      username: visitor.username,
+      from: 'Support',
+      supportUserName: agentName,
+      ...(supportId ? { supportId } : {}),
+    },
+    handlers: {
+      agentJoined: (joined) => {
+        held.supportId = joined.supportId
+        persist()
+      },
+      history: (list) => {
+        messages.replaceChildren()
+        list.forEach(render)
+      },
+      message: render,
+      expired: markExpired,
+      error: (error) => {
+        if (error.code === 'ALREADY_CLAIMED' && held.supportId === undefined) {
+          say(`${visitor.username} was claimed by another agent.`)
+          dropChat(visitor.chatId)
+          return
+        }
+        banner.textContent = error.message
+        banner.hidden = false
+      },
+      state: (state) => showConnection(`Chat with ${visitor.username}`, state),
+    },
+  }).connect()
+}
+
+function dropChat(chatId: string): void {
+  const held = chats.get(chatId)
+  if (!held) return
+  held.client?.close()
+  held.panel?.remove()
+  chats.delete(chatId)
+  if (selected === chatId) selected = chats.keys().next().value
+  persist()
+  renderTabs()
+}
+
+function select(chatId: string): void {
+  selected = chatId
+  renderTabs()
+}
+
+function renderTabs(): void {
+  if (selected === undefined || !chats.has(selected)) selected = chats.keys().next().value
+  noChats.hidden = chats.size > 0
+  tabs.replaceChildren(
+    ...[...chats.values()].map(({ visitor, expired }) =>
+      h('button', {
+        class: expired ? 'expired' : '',
+        text: expired ? `${visitor.username} (expired)` : visitor.username,
+        attrs: { type: 'button', role: 'tab', 'aria-selected': String(visitor.chatId === selected) },
+        on: { click: () => select(visitor.chatId) },
+      }),
+    ),
+  )
+  for (const held of chats.values()) if (held.panel) held.panel.hidden = held.visitor.chatId !== selected
+}
+
+const savedName = stored.get<string>(NAME_KEY)
+if (savedName) consoleView(savedName)
+else signInView()
