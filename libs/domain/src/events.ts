@@ -24,7 +24,8 @@ export type QueueEvent =
 export function parseQueueEvent(message: string): QueueEvent | null {
   try {
     const event = JSON.parse(message) as QueueEvent
-    if (event.kind === 'joined' && typeof event.visitor?.chatId === 'string') return event
+    const v = event.kind === 'joined' ? event.visitor : undefined
+    if (v !== undefined && typeof v?.chatId === 'string' && typeof v.userId === 'string' && typeof v.username === 'string') return event
     if (event.kind === 'removed' && typeof event.chatId === 'string' && typeof event.userId === 'string') return event
   } catch {
     // A message we cannot read is dropped by the caller.

@@ -1,0 +1,88 @@
+import t from 'tap'
+import { encode } from '@switchboard/protocol'
+import { envelope, newId, openEnvelope, parseQueueEvent, type Audience, type QueueEvent } from '@switchboard/domain'
+
+const visitor = { username: 'Nika', userId: newId(), chatId: newId() }
+
+t.test('envelope / openEnvelope round trip for every audience', async (t) => {
+  const frames = [
+    encode.chatExpired(visitor.chatId),
+    encode.chatMessageArgs({ content: 'a|b||c', from: 'User', userId: visitor.userId, supportId: newId(), timestamp: '2023-10-22T18:18:59.360Z' }),
+    '|leading bar',
+    '',
+  ]
+  for (const to of ['all', 'user', 'support'] as Audience[]) {
+    for (const frame of frames) {
+      const wrapped = envelope(to, frame)
+      t.equal(wrapped, `${to}|${frame}`, 'the wire form is <audience>|<frame>')
+      t.same(openEnvelope(wrapped), { to, frame }, `${to}: ${JSON.stringify(frame.slice(0, 30))} survives, bars included`)
+    }
+  }
+})
+
+t.test('openEnvelope rejects what is not an envelope', async (t) => {
+  for (const message of [
+    '',
+    'all',
+    '{"type":"ChatExpired","args":{"chatId":"x"}}',
+    'everyone|{}',
+    'All|{}',
+    ' all|{}',
+    '|{}',
+    'agent|{}',
+  ]) {
+    t.equal(openEnvelope(message), null, JSON.stringify(message))
+  }
+})
+
+t.test('parseQueueEvent round trips both kinds', async (t) => {
+  const joined: QueueEvent = { kind: 'joined', visitor }
+  t.same(parseQueueEvent(JSON.stringify(joined)), joined)
+  // Exactly what the Lua scripts publish for a removal.
+  const removedText = `{"kind":"removed","chatId":"${visitor.chatId}","userId":"${visitor.userId}"}`
+  t.same(parseQueueEvent(removedText), { kind: 'removed', chatId: visitor.chatId, userId: visitor.userId })
+  // And what enqueueVisitor publishes for a join.
+  t.same(parseQueueEvent(JSON.stringify({ kind: 'joined', visitor })), { kind: 'joined', visitor })
+})
+
+t.test('parseQueueEvent rejects anything else with null, never throwing', async (t) => {
+  const rejected: [string, string][] = [
+    ['not JSON', '{"kind":'],
+    ['empty', ''],
+    ['JSON null', 'null'],
+    ['a string', '"joined"'],
+    ['a number', '42'],
+    ['an array', '[{"kind":"joined"}]'],
+    ['no kind', JSON.stringify({ visitor })],
+    ['unknown kind', JSON.stringify({ kind: 'left', chatId: visitor.chatId, userId: visitor.userId })],
+    ['joined without visitor', JSON.stringify({ kind: 'joined' })],
+    ['joined with a null visitor', JSON.stringify({ kind: 'joined', visitor: null })],
+    ['joined with a non-string chatId', JSON.stringify({ kind: 'joined', visitor: { ...visitor, chatId: 7 } })],
+    ['removed without userId', JSON.stringify({ kind: 'removed', chatId: visitor.chatId })],
+    ['removed without chatId', JSON.stringify({ kind: 'removed', userId: visitor.userId })],
+    ['removed with a non-string userId', JSON.stringify({ kind: 'removed', chatId: visitor.chatId, userId: 1 })],
+  ]
+  for (const [what, text] of rejected) {
+    let result: unknown = 'threw'
+    try {
+      result = parseQueueEvent(text)
+    } catch {
+      // reported below
+    }
+    t.equal(result, null, what)
+  }
+})
+
+t.test('parseQueueEvent rejects a joined event whose visitor lacks userId or username', async (t) => {
+  t.equal(parseQueueEvent(JSON.stringify({ kind: 'joined', visitor: { chatId: visitor.chatId } })), null, 'only chatId')
+  t.equal(
+    parseQueueEvent(JSON.stringify({ kind: 'joined', visitor: { chatId: visitor.chatId, username: 'Nika' } })),
+    null,
+    'no userId',
+  )
+  t.equal(
+    parseQueueEvent(JSON.stringify({ kind: 'joined', visitor: { chatId: visitor.chatId, userId: visitor.userId } })),
+    null,
+    'no username',
+  )
+})

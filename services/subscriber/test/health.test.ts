@@ -1,0 +1,130 @@
+import t, { type Test } from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startStack, type Stack, type TestSocket } from '@switchboard/testing'
+
+const STORE_UNAVAILABLE = '{"type":"Error","args":{"code":"STORE_UNAVAILABLE","message":"Storage is unavailable; nothing was stored, try again shortly"}}'
+
+function agent(stack: Stack): Promise<TestSocket> {
+  return stack.socket(`${stack.subscribers[0]!.ws}/users`, 'pong:support')
+}
+
+async function health(base: string): Promise<{ status: number; body: any; type: string | null }> {
+  const res = await fetch(`${base}/health`)
+  return { status: res.status, type: res.headers.get('content-type'), body: await res.json() }
+}
+
+async function killRedis(stack: Stack): Promise<void> {
+  const exited = once(stack.redis.process, 'exit')
+  stack.redis.process.kill('SIGKILL')
+  await exited
+}
+
+/** A redis-server on the given port (the one the killed one had), stopped at teardown. */
+async function restartRedis(t: Test, port: number): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'sb-redis-again-'))
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  )
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit')
+      child.kill('SIGKILL')
+      await exited
+    }
+    await rm(dir, { recursive: true, force: true })
+  })
+  let output = ''
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes('Ready to accept connections')) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${output.slice(-300)}`)))
+  })
+}
+
+/** Asks /health until it answers 200 (bounded: ioredis retries at most every 2 s). */
+async function untilHealthy(base: string): Promise<number> {
+  for (let attempt = 1; attempt <= 100; attempt++) {
+    if ((await health(base)).status === 200) return attempt
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`${base}/health did not recover in 10 s`)
+}
+
+t.test('GET /health answers 200 {"status":"ok"} while Redis answers', async (t) => {
+  const stack = await startStack(t)
+  const res = await health(stack.subscribers[0]!.http)
+  t.equal(res.status, 200)
+  t.match(res.type, /^application\/json/)
+  t.match(res.body, { status: 'ok' })
+})
+
+t.test('with Redis gone: /health is 503, the process stays up, and frames get STORE_UNAVAILABLE', async (t) => {
+  const stack = await startStack(t)
+  const sub = stack.subscribers[0]!
+  const loaded = await agent(stack)
+  loaded.send({ type: 'Load' })
+  loaded.send({ type: 'Marker' })
+  await loaded.next((m) => m.json?.args?.code === 'UNKNOWN_TYPE')
+
+  await killRedis(stack)
+
+  const down = await health(sub.http)
+  t.equal(down.status, 503, '/health says 503')
+  t.match(down.type, /^application\/json/)
+  t.not(down.body.status, 'ok')
+
+  // An agent who was connected before: Load is refused quickly, not left hanging.
+  const started = Date.now()
+  loaded.send({ type: 'Load' })
+  t.equal((await loaded.next(undefined, 3000)).text, STORE_UNAVAILABLE, 'Load gets STORE_UNAVAILABLE, exact bytes')
+  t.ok(Date.now() - started < 3000, `answered in ${Date.now() - started} ms`)
+
+  // An agent who connects while Redis is down.
+  const late = await agent(stack)
+  late.send({ type: 'Load' })
+  t.equal((await late.next(undefined, 3000)).text, STORE_UNAVAILABLE)
+  late.send({ type: 'JoinUser', args: { userId: 'a'.repeat(32), chatId: 'b'.repeat(32), username: 'Nika' } })
+  t.equal((await late.next(undefined, 3000)).text, STORE_UNAVAILABLE, 'JoinUser too')
+
+  // Still up: sockets open, frames that need no Redis answered, /health still answering.
+  late.send('{')
+  t.equal((await late.next()).json.args.code, 'INVALID_JSON')
+  t.equal(loaded.ws.readyState, loaded.ws.OPEN)
+  t.equal((await health(sub.http)).status, 503, 'and /health keeps answering')
+})
+
+t.test('when Redis comes back, /health is 200 again and loaded agents get queue events again', async (t) => {
+  const stack = await startStack(t)
+  const sub = stack.subscribers[0]!
+  const loaded = await agent(stack)
+  loaded.send({ type: 'Load' })
+  loaded.send({ type: 'Marker' })
+  await loaded.next((m) => m.json?.args?.code === 'UNKNOWN_TYPE')
+
+  await killRedis(stack)
+  t.equal((await health(sub.http)).status, 503)
+  loaded.send({ type: 'Load' })
+  t.equal((await loaded.next(undefined, 3000)).text, STORE_UNAVAILABLE)
+
+  await restartRedis(t, stack.redis.port)
+  await untilHealthy(sub.http)
+  await untilHealthy(stack.chatServers[0]!.http)
+  t.match((await health(sub.http)).body, { status: 'ok' }, 'healthy again')
+
+  // A visitor joins the (new, empty) Redis: the agent who loaded before the
+  // outage gets the live feed again, without sending Load again.
+  const visitor = await stack.joinVisitor('Nika')
+  const socket = await stack.socket(`${stack.chatServers[0]!.ws}/chat/${visitor.chatId}`, 'pong:user')
+  socket.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', from: 'User' } })
+  await socket.nextOfType('UserJoined')
+  const live = await loaded.nextOfType('UserJoined', 5000)
+  t.equal(live.json.args.userId, visitor.userId, 'queue events reach the agent after Redis came back')
+})
