@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox'
 
 /**
  * The frames of both sockets, as in seed 004's README. Client frames are
@@ -17,9 +17,25 @@ export function isId(value: string): boolean {
 /** Longest visitor or agent name, in characters (code points). */
 export const MAX_NAME_LENGTH = 64
 
+// Control characters (C0, DEL, C1) would corrupt logs and the pages.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+
+/**
+ * A visitor's or agent's name: 1 to 64 characters counted as code points (an
+ * emoji is one), not blank, no control characters. The one rule for names,
+ * wherever they come in.
+ */
+export function isDisplayName(name: string): boolean {
+  if (name.trim().length === 0 || CONTROL.test(name)) return false
+  let count = 0
+  for (const _ of name) if (++count > MAX_NAME_LENGTH) return false
+  return true
+}
+
+FormatRegistry.Set('display-name', isDisplayName)
+
 export const Id = Type.String({ pattern: ID_PATTERN })
-// \S: a name made only of spaces is blank.
-export const Name = Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH, pattern: '\\S' })
+export const Name = Type.String({ format: 'display-name' })
 export const Party = Type.Union([Type.Literal('User'), Type.Literal('Support')])
 export type Party = Static<typeof Party>
 
@@ -144,11 +160,11 @@ export const encode = {
     }),
   chatMessageArgs: (m: ChatMessage): string =>
     JSON.stringify({
-      content: m.content,
-      from: m.from,
       userId: m.userId,
       supportId: m.supportId,
+      content: m.content,
       timestamp: m.timestamp,
+      from: m.from,
     }),
   /** Wraps an already serialised ChatMessage (as stored) without parsing it again. */
   chatMessageFromStored: (storedArgs: string): string => `{"type":"ChatMessage","args":${storedArgs}}`,

@@ -52,17 +52,24 @@ export class ConfigError extends Error {
 
 /** Reads, defaults, validates and freezes the configuration. Throws {@link ConfigError} listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const raw: Record<string, unknown> = {}
-  for (const key of Object.keys(EnvSchema.properties)) {
+  // `raw` keeps each value as set, for the error message; `typed` reads
+  // numbers whole (no truncation: "80.5" for a port is an error, not 80).
+  const raw: Record<string, string> = {}
+  const typed: Record<string, unknown> = {}
+  for (const [key, schema] of Object.entries(EnvSchema.properties)) {
     const value = env[key]
     // An empty variable means "use the default", as in most shells' ${VAR:-default}.
-    if (value !== undefined && value !== '') raw[key] = value
+    if (value === undefined || value === '') continue
+    raw[key] = value
+    const numeric = schema.type === 'integer' || schema.type === 'number'
+    typed[key] = numeric && value.trim() !== '' && Number.isFinite(Number(value)) ? Number(value) : value
   }
-  const value = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw))
+  const value = Value.Default(EnvSchema, typed)
   if (!Value.Check(EnvSchema, value)) {
-    const problems = [...Value.Errors(EnvSchema, value)].map(
-      (e) => `${e.path.slice(1)}=${JSON.stringify(raw[e.path.slice(1)])}: ${e.message}`,
-    )
+    const problems = [...Value.Errors(EnvSchema, value)].map((e) => {
+      const key = e.path.slice(1)
+      return `${key}=${JSON.stringify(raw[key])}: ${e.message}`
+    })
     throw new ConfigError(problems)
   }
   return Object.freeze(fromEnv(value))

@@ -32,6 +32,8 @@ export const redisPlugin = fp(
 
     app.get('/health', async (_req, reply) => {
       try {
+        // Both connections: with pub/sub down, nothing would reach the sockets.
+        if (redis.subscriber.status !== 'ready') throw new Error('subscriber connection not ready')
         await redis.commands.ping()
         return { status: 'ok', redis: 'up' }
       } catch {

@@ -101,7 +101,8 @@ export const socketsPlugin = fp(
       socket.on('message', (data, isBinary) => {
         state.lastSeen = Date.now()
         if (isBinary) {
-          sendError(socket, 'BINARY_NOT_SUPPORTED')
+          // Answered in turn, after the frames before it.
+          enqueue(() => sendError(socket, 'BINARY_NOT_SUPPORTED'))
           return
         }
         const text = data.toString()

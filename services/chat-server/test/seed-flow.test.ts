@@ -55,7 +55,7 @@ t.test('the whole seed-004 flow, frame by frame', async (t) => {
   const m1u = await user.nextOfType('ChatMessage')
   const m1s = await support.nextOfType('ChatMessage')
   t.equal(m1u.text, m1s.text, 'both participants get the same frame')
-  t.same(Object.keys(m1u.json.args), ['content', 'from', 'userId', 'supportId', 'timestamp'])
+  t.same(Object.keys(m1u.json.args), ['userId', 'supportId', 'content', 'timestamp', 'from'], 'seed-004 field order')
   t.match(m1u.json.args, { content: 'Hey, how do I transfer money?', from: 'User', userId: visitor.userId, supportId })
   t.match(m1u.json.args.timestamp, ISO_UTC)
 

@@ -44,16 +44,9 @@ export async function chatRoute(app: FastifyInstance, opts: ExpiryOptions) {
     const session = new ChatSession(app, socket, chatId, log, opts)
     app.serveSocket(socket, log, {
       parser,
-      onOpen: () => session.open(),
-      onFrame: async (frame) => {
-        try {
-          if (frame.type === 'Join') await session.join(frame.args)
-          else await session.sendMessage(frame.args)
-        } catch (err) {
-          if (err instanceof ProtocolError && err.code === 'CHAT_EXPIRED') session.expire()
-          else throw err
-        }
-      },
+      onOpen: () => session.expireOnGone(() => session.open()),
+      onFrame: (frame) =>
+        session.expireOnGone(() => (frame.type === 'Join' ? session.join(frame.args) : session.sendMessage(frame.args))),
       onClose: () => session.close(),
     })
   })
@@ -157,6 +150,16 @@ class ChatSession {
       { chatId: this.chatId, userId: args.userId, supportId: args.supportId, content: args.content, from: args.from },
       this.opts,
     )
+  }
+
+  /** Runs `work`; if the chat turns out to be gone, answers ChatExpired (not an Error frame) and closes. */
+  async expireOnGone(work: () => Promise<void>): Promise<void> {
+    try {
+      await work()
+    } catch (err) {
+      if (err instanceof ProtocolError && err.code === 'CHAT_EXPIRED') this.expire()
+      else throw err
+    }
   }
 
   /** Tells the client its chat is gone and closes with 4410. */

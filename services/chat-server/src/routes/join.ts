@@ -1,15 +1,11 @@
 import type { FastifyInstance } from 'fastify'
-import { Errors, MAX_NAME_LENGTH } from '@switchboard/protocol'
+import { Errors, isDisplayName } from '@switchboard/protocol'
 import { createChat, isRedisUnavailable } from '@switchboard/domain'
 
-// Control characters (C0, DEL, C1) would corrupt logs and agent UIs.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
-
-/** A visitor's name: trimmed, 1 to 64 characters (code points), no control characters. Null when unusable. */
+/** A visitor's name, trimmed; null when it is not a valid display name. */
 export function normaliseName(raw: string): string | null {
   const name = raw.trim()
-  if (name.length === 0 || [...name].length > MAX_NAME_LENGTH || CONTROL.test(name)) return null
-  return name
+  return isDisplayName(name) ? name : null
 }
 
 /** `GET /user/join/:userName` registers a visitor: `{userId, username, chatId}`. */

@@ -37,9 +37,8 @@ export const queueFeedPlugin = fp(
     // service starts anyway and subscribes as soon as Redis answers.
     if (app.redis.subscriber.status === 'ready') await subscribed
     else subscribed.catch((err) => app.log.error({ err }, 'queue subscription failed'))
-    app.addHook('onClose', async () => {
-      if (app.redis.subscriber.status === 'ready') await (await subscribed)()
-    })
+    // No unsubscribe on close: closing the connection ends the subscription,
+    // and an UNSUBSCRIBE sent while Redis is down would wait for it to return.
   },
   { name: 'switchboard-queue-feed', dependencies: ['switchboard-redis'] },
 )
