@@ -1,10 +1,13 @@
 import t from 'tap'
 import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Page } from 'playwright-core'
 import { launchChromium, startStack } from '@switchboard/testing'
 
-const screenshots = fileURLToPath(new URL('../../../docs/screenshots/', import.meta.url))
+// README's pictures are refreshed with SCREENSHOTS_DIR=docs/screenshots npm test; by default they go to .tap/.
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+const screenshots = join(root, process.env.SCREENSHOTS_DIR ?? '.tap/screenshots', '/')
 const XSS = '<img src=x onerror=alert(1)>'
 
 /** Texts of the messages in a conversation list, in order. */
