@@ -28,6 +28,10 @@ export interface ChatRecord extends Visitor {
   createdAt: number
   supportId?: string
   supportUserName?: string
+  /** The authenticated agent who joined (absent when agents are anonymous). */
+  agentId?: string
+  /** The authenticated agent who claimed the visitor from the queue. */
+  claimedBy?: string
 }
 
 /** A new random id: 32 lowercase hex characters, like seed 004's. */
@@ -85,6 +89,8 @@ export async function getChat(redis: Redis, chatId: string): Promise<ChatRecord 
   }
   if (fields.supportId !== undefined) chat.supportId = fields.supportId
   if (fields.supportUserName !== undefined) chat.supportUserName = fields.supportUserName
+  if (fields.agentId !== undefined) chat.agentId = fields.agentId
+  if (fields.claimedBy !== undefined) chat.claimedBy = fields.claimedBy
   return chat
 }
 
@@ -113,8 +119,8 @@ export async function enqueueVisitor(
  * Claims a waiting visitor for an agent. Atomic: of any number of concurrent
  * claims, on any instances, exactly one succeeds; the others get ALREADY_CLAIMED.
  */
-export async function claimVisitor(redis: Redis, chatId: string, userId: string): Promise<void> {
-  const result = await runScript(redis, 'sbClaim', [keys.chat(chatId), keys.queue, keys.deadlines], [chatId, userId, channels.queue])
+export async function claimVisitor(redis: Redis, chatId: string, userId: string, agentId?: string): Promise<void> {
+  const result = await runScript(redis, 'sbClaim', [keys.chat(chatId), keys.queue, keys.deadlines], [chatId, userId, channels.queue, agentId ?? ''])
   if (result === 'ok') return
   throw refusal(result, { claimed: ['ALREADY_CLAIMED'], notqueued: ['NOT_IN_QUEUE'] }) ?? new ProtocolError('VISITOR_NOT_FOUND')
 }
@@ -122,14 +128,17 @@ export async function claimVisitor(redis: Redis, chatId: string, userId: string)
 /**
  * An agent joins the chat for the first time: the server makes their
  * supportId, takes the visitor off the queue if no claim did so already, and
- * announces SupportJoinedUser to both participants.
+ * announces SupportJoinedUser to both participants. With authenticated
+ * agents, a visitor claimed by one agent cannot be joined by another, and an
+ * agent who has the chat already gets it back (`rejoined`, nothing announced).
  */
 export async function joinSupport(
   redis: Redis,
   chat: Visitor,
   supportUserName: string,
   opts: ExpiryOptions,
-): Promise<SupportJoined> {
+  agentId?: string,
+): Promise<SupportJoined & { rejoined?: true }> {
   const joined: SupportJoined = {
     supportId: newId(),
     supportUserName,
@@ -151,8 +160,14 @@ export async function joinSupport(
       channels.chat(chat.chatId),
       envelope('all', encode.supportJoinedUser(joined)),
       channels.queue,
+      agentId ?? '',
     ],
   )
+  if (result === 'same') {
+    const current = await getChat(redis, chat.chatId)
+    if (current === null) throw new ProtocolError('CHAT_EXPIRED')
+    return { ...supportJoinedOf(current), rejoined: true }
+  }
   const refused = refusal(result, {
     expired: ['CHAT_EXPIRED'],
     mismatch: USER_MISMATCH,
@@ -175,12 +190,13 @@ export interface NewMessage {
  * participants. Nobody sees a message that was not stored.
  */
 export async function appendMessage(redis: Redis, input: NewMessage, opts: ExpiryOptions): Promise<ChatMessage> {
+  // In wire order, so JSON.stringify(message) is the stored text too.
   const message: ChatMessage = {
-    content: input.content,
-    from: input.from,
     userId: input.userId,
     supportId: input.supportId,
+    content: input.content,
     timestamp: nowTimestamp(),
+    from: input.from,
   }
   const stored = encode.chatMessageArgs(message)
   const result = await runScript(
@@ -226,4 +242,15 @@ export async function touchWaiting(redis: Redis, chatIds: Iterable<string>, opts
     n++
   }
   if (n > 0) await pipeline.exec()
+}
+
+/** SupportJoinedUser's args for a chat an agent has joined. */
+export function supportJoinedOf(chat: ChatRecord): SupportJoined {
+  return {
+    supportId: chat.supportId ?? '',
+    supportUserName: chat.supportUserName ?? '',
+    username: chat.username,
+    userId: chat.userId,
+    chatId: chat.chatId,
+  }
 }

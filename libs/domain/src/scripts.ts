@@ -47,7 +47,7 @@ return 'queued'
   },
   /**
    * KEYS: chat, queue, deadlines
-   * ARGV: chatId, userId, queueChannel
+   * ARGV: chatId, userId, queueChannel, agentId ('' when agents are anonymous)
    * → 'ok' | 'notfound' | 'notqueued' | 'claimed'
    */
   sbClaim: {
@@ -60,24 +60,33 @@ if f[2] == 'new' then return 'notqueued' end
 if f[2] ~= 'waiting' then return 'claimed' end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'claimed', 'claimedAt', now)
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'claimedBy', ARGV[4]) end
 redis.call('PUBLISH', ARGV[3], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. ARGV[2] .. '"}')
 return 'ok'
 `,
   },
   /**
    * KEYS: chat, queue, deadlines
-   * ARGV: chatId, userId, supportId, supportUserName, ttlMs, graceMs, chatChannel, envelope, queueChannel
-   * → 'ok' | 'expired' | 'mismatch' | 'claimed'
+   * ARGV: chatId, userId, supportId, supportUserName, ttlMs, graceMs, chatChannel, envelope, queueChannel,
+   *       agentId ('' when agents are anonymous)
+   * → 'ok' | 'expired' | 'mismatch' | 'claimed' | 'same' (this agent has the chat already)
    */
   sbJoinSupport: {
     keys: 3,
     lua: `${NOW}${ALIVE}
 if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
-local f = redis.call('HMGET', KEYS[1], 'userId', 'supportId')
+local f = redis.call('HMGET', KEYS[1], 'userId', 'supportId', 'state', 'claimedBy', 'agentId')
+local agentId = ARGV[10]
 if f[1] ~= ARGV[2] then return 'mismatch' end
-if f[2] then return 'claimed' end
+if f[2] then
+  if agentId ~= '' and f[5] == agentId then return 'same' end
+  return 'claimed'
+end
+-- A visitor claimed by one agent is not joined by another.
+if agentId ~= '' and f[3] == 'claimed' and f[4] and f[4] ~= agentId then return 'claimed' end
 local wasQueued = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'active', 'supportId', ARGV[3], 'supportUserName', ARGV[4], 'supportJoinedAt', now)
+if agentId ~= '' then redis.call('HSET', KEYS[1], 'agentId', agentId) end
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]) + tonumber(ARGV[6]))
 if wasQueued == 1 then

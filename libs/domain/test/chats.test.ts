@@ -168,7 +168,7 @@ t.test('appendMessage and readHistory', async (t) => {
     sent.push(await appendMessage(redis, msg(`message ${i} "quoted" \u00e9`, from, supportId), OPTS))
   }
   for (const m of sent) {
-    t.same(Object.keys(m), ['content', 'from', 'userId', 'supportId', 'timestamp'])
+    t.same(Object.keys(m), ['userId', 'supportId', 'content', 'timestamp', 'from'], 'seed-004 field order')
     t.match(m.timestamp, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
   }
   const history = await readHistory(redis, visitor.chatId)

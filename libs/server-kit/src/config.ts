@@ -29,7 +29,47 @@ const EnvSchema = Type.Object({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
   ),
+  /** Agents must present a JWT; `off` only for local demos and unmodified seed-004 clients. @default on */
+  AGENT_AUTH: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
+  /** HS256 secret agent tokens are signed with (at least 32 characters). Unset: a random one per start. */
+  AGENT_JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  /** PEM public key (RSA → RS256, P-256 EC → ES256) for tokens minted elsewhere; `\n` may stand for newlines. */
+  AGENT_JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN PUBLIC KEY-----' })),
+  /** Origins allowed to open sockets and call /user/join from a browser, comma-separated, exact; `*` allows any. Unset: the two services' own origins on localhost. */
+  ALLOWED_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
+  /** Longest ChatMessage content, in characters. @default 4000 */
+  MAX_MESSAGE_LENGTH: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 4000 }),
+  /** Sockets one chat may have open on one instance. @default 8 */
+  MAX_SOCKETS_PER_CHAT: Type.Integer({ minimum: 2, maximum: 10_000, default: 8 }),
+  /** Sockets one client IP may have open on one instance. @default 100 */
+  MAX_SOCKETS_PER_IP: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
+  /** Frames per second a socket may send, sustained (token bucket refill). @default 10 */
+  RATE_LIMIT_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 10 }),
+  /** Frames a socket may send in a burst (token bucket size). @default 30 */
+  RATE_LIMIT_BURST: Type.Integer({ minimum: 1, default: 30 }),
+  /** Frames refused in a row before the socket is closed with 1008. @default 100 */
+  RATE_LIMIT_CLOSE_AFTER: Type.Integer({ minimum: 1, default: 100 }),
+  /** `GET /user/join` calls per client IP per minute, across all instances. @default 20 */
+  JOIN_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 20 }),
+  /** Trust X-Forwarded-For from a reverse proxy for the client IP. @default false */
+  TRUST_PROXY: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'false' }),
 })
+
+/** How agents prove who they are. */
+export type AgentAuthConfig =
+  | { readonly mode: 'off' }
+  | { readonly mode: 'on'; readonly secret?: string; readonly publicKeyPem?: string }
+
+/** Abuse limits; each is per socket or per instance as its name says. */
+export interface Limits {
+  readonly maxMessageLength: number
+  readonly maxSocketsPerChat: number
+  readonly maxSocketsPerIp: number
+  readonly ratePerSecond: number
+  readonly rateBurst: number
+  readonly rateCloseAfter: number
+  readonly joinsPerMinute: number
+}
 
 export interface Config {
   readonly redisUrl: string
@@ -41,6 +81,11 @@ export interface Config {
   readonly chatTtlSeconds: number
   readonly maxFrameBytes: number
   readonly logLevel: Static<typeof EnvSchema>['LOG_LEVEL']
+  readonly agentAuth: AgentAuthConfig
+  /** Exact origins allowed besides the server's own; `'*'` for any. */
+  readonly allowedOrigins: readonly string[] | '*'
+  readonly limits: Limits
+  readonly trustProxy: boolean
 }
 
 export class ConfigError extends Error {
@@ -64,14 +109,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const numeric = schema.type === 'integer' || schema.type === 'number'
     typed[key] = numeric && value.trim() !== '' && Number.isFinite(Number(value)) ? Number(value) : value
   }
-  const value = Value.Default(EnvSchema, typed)
+  const value = Value.Default(EnvSchema, typed) as Static<typeof EnvSchema>
+  const problems: string[] = []
   if (!Value.Check(EnvSchema, value)) {
-    const problems = [...Value.Errors(EnvSchema, value)].map((e) => {
+    for (const e of Value.Errors(EnvSchema, value)) {
       const key = e.path.slice(1)
-      return `${key}=${JSON.stringify(raw[key])}: ${e.message}`
-    })
-    throw new ConfigError(problems)
+      // Never echo a secret back, even a bad one.
+      const shown = key === 'AGENT_JWT_SECRET' ? '<hidden>' : JSON.stringify(raw[key])
+      problems.push(`${key}=${shown}: ${e.message}`)
+    }
   }
+  if (value.AGENT_JWT_SECRET !== undefined && value.AGENT_JWT_PUBLIC_KEY !== undefined) {
+    problems.push('AGENT_JWT_SECRET and AGENT_JWT_PUBLIC_KEY: set one, not both')
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(fromEnv(value))
 }
 
@@ -86,5 +137,42 @@ function fromEnv(env: Static<typeof EnvSchema>): Config {
     chatTtlSeconds: env.CHAT_TTL_SECONDS,
     maxFrameBytes: env.MAX_FRAME_BYTES,
     logLevel: env.LOG_LEVEL,
+    agentAuth: Object.freeze(
+      env.AGENT_AUTH === 'off'
+        ? { mode: 'off' as const }
+        : {
+            mode: 'on' as const,
+            ...(env.AGENT_JWT_SECRET !== undefined ? { secret: env.AGENT_JWT_SECRET } : {}),
+            ...(env.AGENT_JWT_PUBLIC_KEY !== undefined ? { publicKeyPem: env.AGENT_JWT_PUBLIC_KEY.replaceAll('\\n', '\n') } : {}),
+          },
+    ),
+    allowedOrigins: allowedOrigins(env),
+    limits: Object.freeze({
+      maxMessageLength: env.MAX_MESSAGE_LENGTH,
+      maxSocketsPerChat: env.MAX_SOCKETS_PER_CHAT,
+      maxSocketsPerIp: env.MAX_SOCKETS_PER_IP,
+      ratePerSecond: env.RATE_LIMIT_PER_SECOND,
+      rateBurst: env.RATE_LIMIT_BURST,
+      rateCloseAfter: env.RATE_LIMIT_CLOSE_AFTER,
+      joinsPerMinute: env.JOIN_RATE_LIMIT_PER_MINUTE,
+    }),
+    trustProxy: env.TRUST_PROXY === 'true',
   }
+}
+
+/**
+ * The default allowlist is what works out of the box and nothing more: the
+ * two services' own origins on this machine (so the console on one port can
+ * reach ChatServer on the other). Same-origin requests are always allowed.
+ */
+function allowedOrigins(env: Static<typeof EnvSchema>): readonly string[] | '*' {
+  if (env.ALLOWED_ORIGINS !== undefined) {
+    const list = env.ALLOWED_ORIGINS.split(',').map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean)
+    return list.includes('*') ? '*' : Object.freeze(list)
+  }
+  const hosts = new Set(['localhost', '127.0.0.1', '[::1]'])
+  if (env.HOST !== '0.0.0.0' && env.HOST !== '::') hosts.add(env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST)
+  const origins: string[] = []
+  for (const host of hosts) for (const port of [env.CHAT_SERVER_PORT, env.SUBSCRIBER_PORT]) origins.push(`http://${host}:${port}`)
+  return Object.freeze(origins)
 }

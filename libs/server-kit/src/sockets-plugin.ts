@@ -1,9 +1,11 @@
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { Errors, PING, ProtocolError, encode, isPong, type ErrorCode, type ErrorSpec, type FrameParser } from '@switchboard/protocol'
 import { isRedisUnavailable } from '@switchboard/domain'
+import { TokenBucket } from './token-bucket.js'
+import { sendHttpError } from './http-errors.js'
 
 export interface SocketsPluginOptions {
   /** How often every socket gets `ping`. */
@@ -12,10 +14,20 @@ export interface SocketsPluginOptions {
   idleTimeoutMs: number
   /** Largest frame; larger closes with 1009 (ws enforces it while reading). */
   maxFrameBytes: number
+  /** Open sockets per client IP on this instance; more are refused with 429 before the upgrade. */
+  maxSocketsPerIp: number
+  /** Token bucket per socket: sustained frames per second. */
+  ratePerSecond: number
+  /** Token bucket per socket: burst size. */
+  rateBurst: number
+  /** Frames refused in a row before the socket is closed with 1008. */
+  rateCloseAfter: number
 }
 
 export interface FrameHandlers<Frame> {
   parser: FrameParser<Frame>
+  /** Logger for this socket (e.g. a child carrying chatId); defaults to the request's. */
+  log?: FastifyBaseLogger
   /** Handles one valid frame. Frames of one socket are handled one at a time, in order. */
   onFrame(frame: Frame): Promise<void> | void
   /**
@@ -36,7 +48,7 @@ declare module 'fastify' {
      * Wires a socket to its handlers: heartbeat, idle close, frame parsing,
      * one-at-a-time handling, and errors turned into `Error` frames.
      */
-    serveSocket<Frame>(socket: WebSocket, log: FastifyBaseLogger, handlers: FrameHandlers<Frame>): void
+    serveSocket<Frame>(socket: WebSocket, req: FastifyRequest, handlers: FrameHandlers<Frame>): void
   }
 }
 
@@ -48,6 +60,16 @@ export function sendError(socket: WebSocket, code: ErrorCode, message: string = 
 export const socketsPlugin = fp(
   async function socketsPlugin(app: FastifyInstance, opts: SocketsPluginOptions) {
     const tracked = new Map<WebSocket, Tracked>()
+    const perIp = new Map<string, number>()
+
+    // Refused before the upgrade, so a flood of sockets costs one HTTP answer each.
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.headers.upgrade?.toLowerCase() !== 'websocket') return
+      if ((perIp.get(req.ip) ?? 0) >= opts.maxSocketsPerIp) {
+        req.log.warn('too many sockets from one address')
+        return sendHttpError(reply, 'TOO_MANY_CONNECTIONS')
+      }
+    })
 
     await app.register(websocket, {
       options: { maxPayload: opts.maxFrameBytes, perMessageDeflate: false },
@@ -72,9 +94,13 @@ export const socketsPlugin = fp(
     heartbeat.unref()
     app.addHook('onClose', async () => clearInterval(heartbeat))
 
-    app.decorate('serveSocket', function serveSocket<Frame>(socket: WebSocket, log: FastifyBaseLogger, handlers: FrameHandlers<Frame>) {
+    app.decorate('serveSocket', function serveSocket<Frame>(socket: WebSocket, req: FastifyRequest, handlers: FrameHandlers<Frame>) {
+      const log = handlers.log ?? req.log
       const state: Tracked = { lastSeen: Date.now() }
       tracked.set(socket, state)
+      const ip = req.ip
+      perIp.set(ip, (perIp.get(ip) ?? 0) + 1)
+      const bucket = new TokenBucket(opts.rateBurst, opts.ratePerSecond)
 
       const fail = (err: unknown) => {
         if (err instanceof ProtocolError) {
@@ -100,6 +126,15 @@ export const socketsPlugin = fp(
 
       socket.on('message', (data, isBinary) => {
         state.lastSeen = Date.now()
+        if (!bucket.take()) {
+          // Answered at once, not queued: a flood must not grow the queue.
+          if (bucket.refusedInRow >= opts.rateCloseAfter) {
+            log.warn('socket closed for flooding')
+            sendError(socket, 'FLOODING')
+            socket.close(Errors.FLOODING.closeCode, 'FLOODING')
+          } else sendError(socket, 'RATE_LIMITED')
+          return
+        }
         if (isBinary) {
           // Answered in turn, after the frames before it.
           enqueue(() => sendError(socket, 'BINARY_NOT_SUPPORTED'))
@@ -114,6 +149,9 @@ export const socketsPlugin = fp(
       })
       socket.on('close', () => {
         tracked.delete(socket)
+        const left = (perIp.get(ip) ?? 1) - 1
+        if (left > 0) perIp.set(ip, left)
+        else perIp.delete(ip)
         handlers.onClose?.()
       })
       socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'))

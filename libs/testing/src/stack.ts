@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import { buildApp as buildChatServer } from '@switchboard/chat-server'
 import { buildApp as buildSubscriber } from '@switchboard/subscriber'
-import { loadConfig, type Config } from '@switchboard/server-kit'
-import { startRedis, type TestRedis } from './redis-server.js'
+import { loadConfig, randomSecret, signAgentToken, type Config } from '@switchboard/server-kit'
+import { freePort, startRedis, type TestRedis } from './redis-server.js'
 import { TestSocket } from './ws-client.js'
 
 /** Anything with tap's `teardown`. */
@@ -10,9 +10,25 @@ export interface Teardown {
   teardown(fn: () => unknown): void
 }
 
-/** A config for tests: quiet logs, the given Redis, and any overrides (env-style names). */
+/**
+ * A config for tests: quiet logs, the given Redis, and any overrides
+ * (env-style names). Agent authentication is off unless `AGENT_AUTH: 'on'`
+ * is passed: most suites play seed-004 clients, which have no tokens. The
+ * abuse limits are lifted, since every test client shares one address and
+ * sends fast; the suites about limits set the ones they test.
+ */
 export function testConfig(redisUrl: string, env: Record<string, string> = {}): Config {
-  return loadConfig({ REDIS_URL: redisUrl, LOG_LEVEL: 'silent', ...env })
+  return loadConfig({
+    REDIS_URL: redisUrl,
+    LOG_LEVEL: 'silent',
+    AGENT_AUTH: 'off',
+    JOIN_RATE_LIMIT_PER_MINUTE: '1000000',
+    RATE_LIMIT_PER_SECOND: '1000000',
+    RATE_LIMIT_BURST: '1000000',
+    MAX_SOCKETS_PER_IP: '1000000',
+    MAX_SOCKETS_PER_CHAT: '1000',
+    ...env,
+  })
 }
 
 export interface RunningApp {
@@ -23,9 +39,9 @@ export interface RunningApp {
   ws: string
 }
 
-async function listen(t: Teardown, app: FastifyInstance): Promise<RunningApp> {
+async function listen(t: Teardown, app: FastifyInstance, port = 0): Promise<RunningApp> {
   t.teardown(() => app.close())
-  await app.listen({ port: 0, host: '127.0.0.1' })
+  await app.listen({ port, host: '127.0.0.1' })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no address')
   return { app, http: `http://127.0.0.1:${address.port}`, ws: `ws://127.0.0.1:${address.port}` }
@@ -38,8 +54,10 @@ export interface Stack {
   subscribers: RunningApp[]
   /** `GET /user/join/:name` on the first (or given) ChatServer. */
   joinVisitor(name: string, on?: RunningApp): Promise<{ userId: string; username: string; chatId: string }>
-  /** A socket that answers pings and is closed at teardown. */
-  socket(url: string, pong?: string | null): Promise<TestSocket>
+  /** A socket that answers pings and is closed at teardown; with `token`, it presents it as `Authorization: Bearer`. */
+  socket(url: string, pong?: string | null, opts?: { token?: string }): Promise<TestSocket>
+  /** An agent token signed with the stack's secret (auth on only). */
+  agentToken(name: string, opts?: { id?: string; ttlSeconds?: number }): Promise<string>
 }
 
 /**
@@ -52,12 +70,26 @@ export async function startStack(
 ): Promise<Stack> {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
-  const config = testConfig(redis.url, opts.env)
+  // The first instance of each service listens on the configured port, so the
+  // default origin allowlist (the services' own origins) is what browsers meet.
+  const env: Record<string, string> = {
+    CHAT_SERVER_PORT: String(await freePort()),
+    SUBSCRIBER_PORT: String(await freePort()),
+    ...opts.env,
+  }
+  if (env.AGENT_AUTH === 'on' && env.AGENT_JWT_SECRET === undefined && env.AGENT_JWT_PUBLIC_KEY === undefined) {
+    env.AGENT_JWT_SECRET = randomSecret()
+  }
+  const config = testConfig(redis.url, env)
   const appOpts = opts.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: opts.sweepIntervalMs }
   const chatServers: RunningApp[] = []
   const subscribers: RunningApp[] = []
-  for (let i = 0; i < (opts.chatServers ?? 1); i++) chatServers.push(await listen(t, await buildChatServer(config, appOpts)))
-  for (let i = 0; i < (opts.subscribers ?? 1); i++) subscribers.push(await listen(t, await buildSubscriber(config, appOpts)))
+  for (let i = 0; i < (opts.chatServers ?? 1); i++) {
+    chatServers.push(await listen(t, await buildChatServer(config, appOpts), i === 0 ? config.chatServerPort : 0))
+  }
+  for (let i = 0; i < (opts.subscribers ?? 1); i++) {
+    subscribers.push(await listen(t, await buildSubscriber(config, appOpts), i === 0 ? config.subscriberPort : 0))
+  }
   return {
     redis,
     config,
@@ -68,10 +100,21 @@ export async function startStack(
       if (res.status !== 200) throw new Error(`join failed: ${res.status} ${await res.text()}`)
       return (await res.json()) as { userId: string; username: string; chatId: string }
     },
-    async socket(url, pong) {
-      const socket = await TestSocket.open(url, { pong: pong === undefined ? 'pong:user' : pong })
+    async socket(url, pong, socketOpts = {}) {
+      const socket = await TestSocket.open(url, {
+        pong: pong === undefined ? 'pong:user' : pong,
+        ...(socketOpts.token ? { headers: { authorization: `Bearer ${socketOpts.token}` } } : {}),
+      })
       t.teardown(() => socket.close())
       return socket
+    },
+    async agentToken(name, tokenOpts = {}) {
+      if (config.agentAuth.mode !== 'on' || config.agentAuth.secret === undefined) throw new Error('agentToken needs AGENT_AUTH on with a secret')
+      return signAgentToken(config.agentAuth.secret, {
+        id: tokenOpts.id ?? `agent-${name.toLowerCase()}`,
+        name,
+        ttlSeconds: tokenOpts.ttlSeconds ?? 3600,
+      })
     },
   }
 }

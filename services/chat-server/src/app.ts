@@ -22,7 +22,11 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   )
   const expiry = { chatTtlMs: config.chatTtlSeconds * 1000 }
   await app.register(waitingKeepAlivePlugin, expiry)
-  await app.register(joinRoute, expiry)
-  await app.register(chatRoute, expiry)
+  await app.register(joinRoute, { ...expiry, joinsPerMinute: config.limits.joinsPerMinute })
+  await app.register(chatRoute, {
+    ...expiry,
+    maxMessageLength: config.limits.maxMessageLength,
+    maxSocketsPerChat: config.limits.maxSocketsPerChat,
+  })
   return app
 }

@@ -3,10 +3,11 @@ import type { FastifyInstance } from 'fastify'
 import { createServiceApp, type Config, type ServiceOptions } from '@switchboard/server-kit'
 import { queueFeedPlugin } from './plugins/queue-feed.js'
 import { usersRoute } from './routes/users.js'
+import { agentRoutes } from './routes/agent.js'
 
 export type BuildOptions = ServiceOptions
 
-/** Builds Subscriber without listening: the agent console at `/`, WebSocket `/users` for agents, `GET /health`. */
+/** Builds Subscriber without listening: the agent console at `/`, WebSocket `/users` for agents, `GET /agent/config`, `GET /agent/me`, `GET /health`. */
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = await createServiceApp(
     { name: 'subscriber', publicDir: fileURLToPath(new URL('../dist/public', import.meta.url)) },
@@ -15,5 +16,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   )
   await app.register(queueFeedPlugin)
   await app.register(usersRoute)
+  await app.register(agentRoutes)
   return app
 }

@@ -19,10 +19,18 @@ import {
   joinSupport,
   openEnvelope,
   readHistory,
+  supportJoinedOf,
   type ChatRecord,
   type ExpiryOptions,
 } from '@switchboard/domain'
-import { sendError } from '@switchboard/server-kit'
+import { acceptAgent, sendError, sendHttpError, type AgentIdentity } from '@switchboard/server-kit'
+
+export interface ChatRouteOptions extends ExpiryOptions {
+  /** Longest ChatMessage content, in characters. */
+  maxMessageLength: number
+  /** Sockets one chat may have open on this instance. */
+  maxSocketsPerChat: number
+}
 
 const parser = compileFrameParser(ChatClientFrames)
 type Role = 'user' | 'support'
@@ -32,24 +40,50 @@ const SUPPORT_JOINED_PREFIX = '{"type":"SupportJoinedUser"'
 const CHAT_MESSAGE_PREFIX = '{"type":"ChatMessage","args":'
 
 /** WebSocket `/chat/:chatId`: the conversation between one visitor and one agent. */
-export async function chatRoute(app: FastifyInstance, opts: ExpiryOptions) {
-  app.get<{ Params: { chatId: string } }>('/chat/:chatId', { websocket: true }, (socket, req) => {
-    const { chatId } = req.params
-    const log = req.log.child({ chatId })
-    if (!isId(chatId)) {
-      sendError(socket, 'INVALID_CHAT_ID')
-      socket.close(Errors.INVALID_CHAT_ID.closeCode, 'INVALID_CHAT_ID')
-      return
-    }
-    const session = new ChatSession(app, socket, chatId, log, opts)
-    app.serveSocket(socket, log, {
-      parser,
-      onOpen: () => session.expireOnGone(() => session.open()),
-      onFrame: (frame) =>
-        session.expireOnGone(() => (frame.type === 'Join' ? session.join(frame.args) : session.sendMessage(frame.args))),
-      onClose: () => session.close(),
-    })
-  })
+export async function chatRoute(app: FastifyInstance, opts: ChatRouteOptions) {
+  const socketsPerChat = new Map<string, number>()
+  const countSocket = (chatId: string, delta: 1 | -1) => {
+    const n = (socketsPerChat.get(chatId) ?? 0) + delta
+    if (n > 0) socketsPerChat.set(chatId, n)
+    else socketsPerChat.delete(chatId)
+  }
+
+  app.get<{ Params: { chatId: string } }>(
+    '/chat/:chatId',
+    {
+      websocket: true,
+      // Before the upgrade: one chat gets a bounded number of sockets (429), and a present token must be valid (401).
+      preValidation: async (req, reply) => {
+        if ((socketsPerChat.get(req.params.chatId) ?? 0) >= opts.maxSocketsPerChat) {
+          req.log.warn({ chatId: req.params.chatId }, 'too many sockets on one chat')
+          return sendHttpError(reply, 'TOO_MANY_CONNECTIONS')
+        }
+        return acceptAgent(req, reply)
+      },
+    },
+    (socket, req) => {
+      const { chatId } = req.params
+      if (!isId(chatId)) {
+        sendError(socket, 'INVALID_CHAT_ID')
+        socket.close(Errors.INVALID_CHAT_ID.closeCode, 'INVALID_CHAT_ID')
+        return
+      }
+      const log = req.log.child({ chatId, ...(req.agent ? { agentId: req.agent.agentId } : {}) })
+      countSocket(chatId, 1)
+      const session = new ChatSession(app, socket, chatId, log, opts, req.agent)
+      app.serveSocket(socket, req, {
+        log,
+        parser,
+        onOpen: () => session.expireOnGone(() => session.open()),
+        onFrame: (frame) =>
+          session.expireOnGone(() => (frame.type === 'Join' ? session.join(frame.args) : session.sendMessage(frame.args))),
+        onClose: () => {
+          countSocket(chatId, -1)
+          session.close()
+        },
+      })
+    },
+  )
 }
 
 /** One socket on one chat: who it joined as, and the chat frames it receives. */
@@ -67,7 +101,9 @@ class ChatSession {
     private readonly socket: WebSocket,
     private readonly chatId: string,
     private readonly log: FastifyBaseLogger,
-    private readonly opts: ExpiryOptions,
+    private readonly opts: ChatRouteOptions,
+    /** The agent the handshake's token named, if any. */
+    private readonly agent: AgentIdentity | null,
   ) {}
 
   /** An unknown or expired chat is answered with ChatExpired and a 4410 close. */
@@ -85,10 +121,19 @@ class ChatSession {
     this.#chat = chat
     if (args.userId !== chat.userId) throw new ProtocolError('IDENTITY_MISMATCH', 'userId does not belong to this chat')
     const role: Role = args.from === 'User' ? 'user' : 'support'
+    // Identity comes from the connection: an agent's token never speaks for a
+    // visitor, and only a token speaks for an agent.
+    if (role === 'user' && this.agent !== null) {
+      throw new ProtocolError('IDENTITY_MISMATCH', "An agent's socket cannot join as the visitor")
+    }
+    if (role === 'support' && this.agent === null && this.app.agentAuth.enabled) throw new ProtocolError('UNAUTHORIZED')
 
     if (args.supportId !== undefined) {
       if (args.supportId !== chat.supportId) {
         throw new ProtocolError('IDENTITY_MISMATCH', 'supportId does not belong to this chat')
+      }
+      if (role === 'support' && this.agent !== null && chat.agentId !== undefined && chat.agentId !== this.agent.agentId) {
+        throw new ProtocolError('IDENTITY_MISMATCH', 'Another agent has this chat')
       }
       await this.#listen(role)
       await this.#answerJoin(() => this.#sendHistory(chat))
@@ -96,14 +141,22 @@ class ChatSession {
     }
 
     if (role === 'support') {
-      if (args.supportUserName === undefined) {
+      // An authenticated agent is named by their token, not by the frame.
+      const name = this.agent?.name ?? args.supportUserName
+      if (name === undefined) {
         throw new ProtocolError('INVALID_FRAME', 'Join: an agent joining without supportId must send supportUserName')
       }
       await this.#listen(role)
       // SupportJoinedUser reaches both participants through the chat channel.
       await this.#answerJoin(async () => {
-        const joined = await joinSupport(this.app.redis.commands, chat, args.supportUserName!, this.opts)
+        const joined = await joinSupport(this.app.redis.commands, chat, name, this.opts, this.agent?.agentId)
         this.#chat = { ...chat, state: 'active', supportId: joined.supportId, supportUserName: joined.supportUserName }
+        if (joined.rejoined) {
+          // This agent has the chat already (a console that lost its supportId): give it back, with the history.
+          this.#send(encode.supportJoinedUser(joined))
+          await this.#sendHistory(this.#chat)
+          return
+        }
         this.log.info({ supportId: joined.supportId }, 'agent joined chat')
       })
       return
@@ -117,15 +170,7 @@ class ChatSession {
         // chatId) is given it back, with the conversation so far.
         const current = await getChat(this.app.redis.commands, this.chatId)
         if (current === null) throw new ProtocolError('CHAT_EXPIRED')
-        this.#send(
-          encode.supportJoinedUser({
-            supportId: current.supportId ?? '',
-            supportUserName: current.supportUserName ?? '',
-            username: current.username,
-            userId: current.userId,
-            chatId: current.chatId,
-          }),
-        )
+        this.#send(encode.supportJoinedUser(supportJoinedOf(current)))
         await this.#sendHistory(current)
         return
       }
@@ -144,6 +189,9 @@ class ChatSession {
       throw new ProtocolError('IDENTITY_MISMATCH', `This socket joined as ${role === 'user' ? 'User' : 'Support'}`)
     }
     if (args.userId !== chat.userId) throw new ProtocolError('IDENTITY_MISMATCH', 'userId does not belong to this chat')
+    if (exceeds(args.content, this.opts.maxMessageLength)) {
+      throw new ProtocolError('MESSAGE_TOO_LONG', `Message content is longer than ${this.opts.maxMessageLength} characters`)
+    }
     // The echo arrives through the chat channel, after the message is stored.
     await appendMessage(
       this.app.redis.commands,
@@ -248,4 +296,12 @@ class ChatSession {
   #send(frame: string): void {
     if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame)
   }
+}
+
+/** True when `text` has more than `max` characters (code points), without counting past the limit. */
+function exceeds(text: string, max: number): boolean {
+  if (text.length <= max) return false
+  let count = 0
+  for (const _ of text) if (++count > max) return true
+  return false
 }

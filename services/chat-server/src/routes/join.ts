@@ -1,5 +1,8 @@
 import type { FastifyInstance } from 'fastify'
-import { Errors, isDisplayName } from '@switchboard/protocol'
+import cors from '@fastify/cors'
+import rateLimit from '@fastify/rate-limit'
+import { isDisplayName } from '@switchboard/protocol'
+import { sendHttpError } from '@switchboard/server-kit'
 import { createChat, isRedisUnavailable } from '@switchboard/domain'
 
 /** A visitor's name, trimmed; null when it is not a valid display name. */
@@ -8,20 +11,38 @@ export function normaliseName(raw: string): string | null {
   return isDisplayName(name) ? name : null
 }
 
-/** `GET /user/join/:userName` registers a visitor: `{userId, username, chatId}`. */
-export async function joinRoute(app: FastifyInstance, opts: { chatTtlMs: number }) {
-  app.get<{ Params: { userName: string } }>('/user/join/:userName', async (req, reply) => {
+/**
+ * `GET /user/join/:userName` registers a visitor: `{userId, username, chatId}`.
+ * CORS for the allowed origins (foreign ones were refused with 403 before
+ * this), and a per-IP rate shared by all instances through Redis.
+ */
+export async function joinRoute(app: FastifyInstance, opts: { chatTtlMs: number; joinsPerMinute: number }) {
+  await app.register(cors, { origin: true, methods: ['GET'] })
+  await app.register(rateLimit, {
+    global: false,
+    redis: app.redis.commands,
+    nameSpace: 'sb:rate:join:',
+    // With Redis down, joining fails anyway (503); the limiter must not turn that into a 500.
+    skipOnError: true,
+    errorResponseBuilder: (_req, context) => ({
+      statusCode: 429,
+      code: 'RATE_LIMITED',
+      error: 'Too Many Requests',
+      message: `Too many visitors registered from this address; try again in ${context.after}`,
+    }),
+  })
+  const rateLimitConfig = { rateLimit: { max: opts.joinsPerMinute, timeWindow: 60_000 } }
+
+  app.get<{ Params: { userName: string } }>('/user/join/:userName', { config: rateLimitConfig }, async (req, reply) => {
     const username = normaliseName(req.params.userName)
-    if (username === null) {
-      return reply.code(400).send({ statusCode: 400, code: 'INVALID_USERNAME', error: 'Bad Request', message: Errors.INVALID_USERNAME.message })
-    }
+    if (username === null) return sendHttpError(reply, 'INVALID_USERNAME')
     try {
       const visitor = await createChat(app.redis.commands, username, { chatTtlMs: opts.chatTtlMs })
       req.log.info({ chatId: visitor.chatId }, 'visitor registered')
       return { userId: visitor.userId, username: visitor.username, chatId: visitor.chatId }
     } catch (err) {
       if (!isRedisUnavailable(err)) throw err
-      return reply.code(503).send({ statusCode: 503, code: 'STORE_UNAVAILABLE', error: 'Service Unavailable', message: Errors.STORE_UNAVAILABLE.message })
+      return sendHttpError(reply, 'STORE_UNAVAILABLE', 503)
     }
   })
 }

@@ -3,15 +3,19 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import { QueueClientFrames, compileFrameParser, encode, type JoinUserArgs } from '@switchboard/protocol'
 import { claimVisitor, listQueue, type QueueEvent } from '@switchboard/domain'
+import { requireAgent, type AgentIdentity } from '@switchboard/server-kit'
 import type { QueueListener } from '../plugins/queue-feed.js'
 
 const parser = compileFrameParser(QueueClientFrames)
 
 /** WebSocket `/users`: the agents' live queue of waiting visitors. */
 export async function usersRoute(app: FastifyInstance) {
-  app.get('/users', { websocket: true }, (socket, req) => {
-    const session = new AgentSession(app, socket, req.log)
-    app.serveSocket(socket, req.log, {
+  // A valid agent token is required before the upgrade (401), unless AGENT_AUTH=off.
+  app.get('/users', { websocket: true, preValidation: requireAgent }, (socket, req) => {
+    const log = req.agent ? req.log.child({ agentId: req.agent.agentId }) : req.log
+    const session = new AgentSession(app, socket, log, req.agent)
+    app.serveSocket(socket, req, {
+      log,
       parser,
       onFrame: async (frame) => {
         if (frame.type === 'Load') await session.load()
@@ -36,6 +40,7 @@ class AgentSession {
     private readonly app: FastifyInstance,
     private readonly socket: WebSocket,
     private readonly log: FastifyBaseLogger,
+    private readonly agent: AgentIdentity | null,
   ) {}
 
   /** Sends each waiting visitor as a bare frame, oldest first, then streams UserJoined / RemoveUser. */
@@ -64,7 +69,8 @@ class AgentSession {
 
   /** JoinUser: claims the visitor; every agent on every instance then gets RemoveUser. */
   async claim(args: JoinUserArgs): Promise<void> {
-    await claimVisitor(this.app.redis.commands, args.chatId, args.userId)
+    // The claim records the agent, so no other agent can join that chat.
+    await claimVisitor(this.app.redis.commands, args.chatId, args.userId, this.agent?.agentId)
     this.log.info({ chatId: args.chatId }, 'visitor claimed')
     // An agent that never sent Load does not get the broadcast: answer it directly.
     if (!this.#loaded) this.#send(encode.removeUser(args.userId))
