@@ -3,6 +3,7 @@
 // the Redis at 127.0.0.1:6379 if one answers; else a private redis-server
 // from PATH for this run only (nothing persisted, stopped on exit).
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { createConnection, createServer } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -83,6 +84,20 @@ if (!env.REDIS_URL) {
   }
 }
 
+// Secure by default, easy locally: without a configured key, this start makes
+// a random secret (shared by both services) and prints a console link that
+// carries a token, as Jupyter prints its token URL.
+let consoleLink = null
+const host = env.HOST || '127.0.0.1'
+const browserHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
+const subscriberUrl = `http://${browserHost}:${env.SUBSCRIBER_PORT || 9001}`
+if (env.AGENT_AUTH !== 'off' && !env.AGENT_JWT_SECRET && !env.AGENT_JWT_PUBLIC_KEY) {
+  env.AGENT_JWT_SECRET = randomBytes(32).toString('base64url')
+  const { signAgentToken } = await import('@switchboard/server-kit')
+  const token = await signAgentToken(env.AGENT_JWT_SECRET, { id: 'agent', name: 'Agent', ttlSeconds: 12 * 3600 })
+  consoleLink = `${subscriberUrl}/?token=${token}`
+}
+
 const services = ['chat-server', 'subscriber'].map((name) => {
   const child = spawn(process.execPath, [join(root, 'services', name, 'dist', 'server.js')], { env, stdio: 'inherit' })
   child.on('exit', (code, signal) => {
@@ -93,8 +108,14 @@ const services = ['chat-server', 'subscriber'].map((name) => {
   })
   return child
 })
-const host = env.HOST || '127.0.0.1'
-say(`ChatServer on http://${host}:${env.CHAT_SERVER_PORT || 9000}, Subscriber on http://${host}:${env.SUBSCRIBER_PORT || 9001}. Ctrl+C stops both.`)
+say(`Visitor page: http://${browserHost}:${env.CHAT_SERVER_PORT || 9000}/   Agent console: ${subscriberUrl}/   Ctrl+C stops both.`)
+if (consoleLink) {
+  say('No AGENT_JWT_SECRET set: this start made a random one. Open the agent console with this link (valid 12 h, until restart):')
+  process.stderr.write(`\n    ${consoleLink}\n\n`)
+  say('Set AGENT_JWT_SECRET (32+ characters) to keep tokens across restarts; then `npm run agent-token -- --name <you>` makes more.')
+} else if (env.AGENT_AUTH !== 'off' && env.AGENT_JWT_SECRET) {
+  say('Agent tokens: AGENT_JWT_SECRET=… npm run agent-token -- --name <you>, then open the console with ?token=<token>.')
+}
 
 let stopping = false
 function stop(code = 0) {

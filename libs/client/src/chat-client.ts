@@ -1,6 +1,6 @@
 import { PONGS, encodeClient, parseServerFrame, type ChatMessage, type Party, type SupportJoined, type Visitor } from '@switchboard/protocol'
 import { ReconnectingSocket, type Backoff, type ConnectionState, type SocketFactory } from './reconnecting-socket.js'
-import { toWebSocketUrl } from './http.js'
+import { toWebSocketUrl, withToken } from './http.js'
 
 /** Who a chat socket speaks for. A visitor is `from: "User"`; an agent `from: "Support"` with a name. */
 export interface ChatIdentity {
@@ -36,6 +36,8 @@ export interface ChatClientOptions {
   handlers?: ChatHandlers
   createSocket?: SocketFactory
   backoff?: Backoff
+  /** An agent's token (sent as `?token=`); the agent's name then comes from it. */
+  token?: string
 }
 
 /**
@@ -52,7 +54,7 @@ export class ChatClient {
     this.identity = { ...opts.identity }
     this.#handlers = opts.handlers ?? {}
     this.#socket = new ReconnectingSocket({
-      url: `${toWebSocketUrl(opts.chatServer)}/chat/${this.identity.chatId}`,
+      url: withToken(`${toWebSocketUrl(opts.chatServer)}/chat/${this.identity.chatId}`, opts.token),
       pong: this.identity.from === 'User' ? PONGS.User : PONGS.Support,
       ...(opts.createSocket ? { createSocket: opts.createSocket } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),

@@ -29,3 +29,9 @@ export async function registerVisitor(chatServer: string, name: string, fetchImp
   if (!res.ok) throw new SwitchboardError(body.code ?? 'HTTP_ERROR', body.message ?? `HTTP ${res.status}`, res.status)
   return { userId: body.userId!, username: body.username!, chatId: body.chatId! }
 }
+
+/** Adds an agent token as the `token` query parameter (browsers cannot send headers with a WebSocket). */
+export function withToken(url: string, token: string | undefined): string {
+  if (!token) return url
+  return `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`
+}

@@ -1,6 +1,6 @@
 import { PONGS, encodeClient, parseServerFrame, type Visitor } from '@switchboard/protocol'
 import { ReconnectingSocket, type Backoff, type ConnectionState, type SocketFactory } from './reconnecting-socket.js'
-import { toWebSocketUrl } from './http.js'
+import { toWebSocketUrl, withToken } from './http.js'
 
 export interface QueueHandlers {
   /** The queue changed: the waiting visitors, oldest first. */
@@ -17,6 +17,8 @@ export interface QueueClientOptions {
   handlers?: QueueHandlers
   createSocket?: SocketFactory
   backoff?: Backoff
+  /** The agent's token (sent as `?token=`). */
+  token?: string
 }
 
 /**
@@ -31,7 +33,7 @@ export class QueueClient {
   constructor(opts: QueueClientOptions) {
     this.#handlers = opts.handlers ?? {}
     this.#socket = new ReconnectingSocket({
-      url: `${toWebSocketUrl(opts.subscriber)}/users`,
+      url: withToken(`${toWebSocketUrl(opts.subscriber)}/users`, opts.token),
       pong: PONGS.Support,
       ...(opts.createSocket ? { createSocket: opts.createSocket } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),

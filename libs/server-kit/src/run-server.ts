@@ -11,6 +11,8 @@ export async function runServer(
   loadConfig: (env: NodeJS.ProcessEnv) => Config,
   buildApp: (config: Config) => Promise<FastifyInstance>,
   listenOptions: (config: Config) => { host: string; port: number },
+  /** Runs once listening, e.g. to print where to go next. */
+  afterListen?: (app: FastifyInstance, config: Config) => Promise<void> | void,
 ): Promise<FastifyInstance> {
   let config: Config
   try {
@@ -29,6 +31,7 @@ export async function runServer(
     app.log.fatal({ err }, `${service} could not listen`)
     process.exit(1)
   }
+  await afterListen?.(app, config)
   let closing = false
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {

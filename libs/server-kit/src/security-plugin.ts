@@ -51,6 +51,13 @@ export const securityPlugin = fp(
       }
     }
     app.decorate('agentAuth', { enabled: verifier !== undefined, generatedSecret, verifier })
+    if (config.agentAuth.mode === 'off') {
+      app.log.warn(
+        '*** AGENT_AUTH=off: agent authentication is OFF. Anyone who can reach this server can see every waiting visitor and join any chat as an agent. Use only for local demos and unmodified seed-004 clients. ***',
+      )
+    } else if (generatedSecret !== undefined) {
+      app.log.warn('no AGENT_JWT_SECRET or AGENT_JWT_PUBLIC_KEY: this process made a random secret; tokens from other processes are refused. Set AGENT_JWT_SECRET when running services separately.')
+    }
     app.decorateRequest('agent', null)
 
     app.addHook('onRequest', async (req, reply) => {

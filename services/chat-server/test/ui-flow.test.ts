@@ -16,11 +16,12 @@ async function conversation(page: Page, label: string | RegExp): Promise<string[
 }
 
 t.test('visitor page and agent console: the whole seed flow in Chromium', async (t) => {
-  const stack = await startStack(t)
+  // The secure default: agents sign in with tokens.
+  const stack = await startStack(t, { env: { AGENT_AUTH: 'on' } })
   const chat = stack.chatServers[0]!
   const sub = stack.subscribers[0]!
   const browser = await launchChromium(t)
-  const consoleUrl = `${sub.http}/?chatServer=${encodeURIComponent(chat.http)}`
+  const consoleUrl = (token: string) => `${sub.http}/?chatServer=${encodeURIComponent(chat.http)}&token=${token}`
 
   const dialogs: string[] = []
   const newPage = async (width = 1100) => {
@@ -34,15 +35,14 @@ t.test('visitor page and agent console: the whole seed flow in Chromium', async 
     return page
   }
 
-  // Two agents sign in.
+  // Two agents open the console with their token links, as printed at start.
   const agent = await newPage()
-  await agent.goto(consoleUrl)
-  await agent.getByLabel('Agent name').fill('Vika')
-  await agent.getByRole('button', { name: 'Start' }).click()
+  await agent.goto(consoleUrl(await stack.agentToken('Vika')))
+  await agent.getByText('Signed in as Vika').waitFor()
+  t.notMatch(agent.url(), /token=/, 'the token is taken out of the address bar')
   const agent2 = await newPage()
-  await agent2.goto(consoleUrl)
-  await agent2.getByLabel('Agent name').fill('Kiku')
-  await agent2.getByRole('button', { name: 'Start' }).click()
+  await agent2.goto(consoleUrl(await stack.agentToken('Kiku')))
+  await agent2.getByText('Signed in as Kiku').waitFor()
   await agent.getByText('No one is waiting.').waitFor()
 
   // A visitor starts a chat and waits.
@@ -100,6 +100,7 @@ t.test('visitor page and agent console: the whole seed flow in Chromium', async 
 })
 
 t.test('an expired chat is marked on both pages, and the visitor can start again', async (t) => {
+  // AGENT_AUTH=off: the console asks for a name instead of a token.
   const stack = await startStack(t, { env: { CHAT_TTL_SECONDS: '1.5' }, sweepIntervalMs: 50 })
   const chat = stack.chatServers[0]!
   const sub = stack.subscribers[0]!
@@ -176,4 +177,29 @@ t.test('the visitor page says when the connection is down and recovers by itself
   await visitor.getByLabel('Message').press('Enter')
   const echoed = await agentAgain.nextOfType('ChatMessage')
   t.equal(echoed.json.args.content, 'after the outage', 'the visitor can write again')
+})
+
+t.test('without a token link, the console asks for a token and refuses a bad one', async (t) => {
+  const stack = await startStack(t, { env: { AGENT_AUTH: 'on' } })
+  const sub = stack.subscribers[0]!
+  const browser = await launchChromium(t)
+  const context = await browser.newContext()
+  t.teardown(() => context.close())
+  const agent = await context.newPage()
+  await agent.goto(`${sub.http}/`)
+  await agent.getByLabel('Agent token').fill('not-a-token')
+  await agent.getByRole('button', { name: 'Start' }).click()
+  await agent.getByText('That token is not valid or has expired.').waitFor()
+  const expired = await stack.agentToken('Vika', { ttlSeconds: -60 })
+  await agent.getByLabel('Agent token').fill(expired)
+  await agent.getByRole('button', { name: 'Start' }).click()
+  await agent.getByText('That token is not valid or has expired.').waitFor()
+  t.equal(await agent.getByText(/Signed in as/).count(), 0, 'no console for a bad token')
+
+  await agent.getByLabel('Agent token').fill(await stack.agentToken('Vika'))
+  await agent.getByRole('button', { name: 'Start' }).click()
+  await agent.getByText('Signed in as Vika').waitFor()
+  await agent.reload()
+  await agent.getByText('Signed in as Vika').waitFor()
+  t.equal(await agent.getByLabel('Agent token').count(), 0, 'the token is kept across a refresh')
 })

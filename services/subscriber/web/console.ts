@@ -13,6 +13,7 @@ interface HeldChat {
 }
 
 const NAME_KEY = 'switchboard.agent.name'
+const TOKEN_KEY = 'switchboard.agent.token'
 const CHATS_KEY = 'switchboard.agent.chats'
 const SEEN_KEY = 'switchboard.agent.firstSeen'
 
@@ -24,6 +25,7 @@ const root = document.getElementById('switchboard-console') ?? document.body.app
 const chats = new Map<string, HeldChat>()
 let selected: string | undefined
 let agentName = ''
+let token: string | undefined
 let queue: QueueClient | undefined
 // When this console first saw each waiting visitor: the queue frames carry no time.
 const firstSeen: Record<string, number> = stored.get<Record<string, number>>(SEEN_KEY) ?? {}
@@ -46,6 +48,54 @@ function persist(): void {
     CHATS_KEY,
     [...chats.values()].map(({ visitor, supportId, expired }) => ({ visitor, ...(supportId ? { supportId } : {}), ...(expired ? { expired } : {}) })),
   )
+}
+
+/** With agent authentication on, who the agent is comes from their token. */
+function tokenView(error?: string): void {
+  const input = field('Agent token', { placeholder: 'eyJ…', autocomplete: 'off', spellcheck: 'false' })
+  const start = h('button', { text: 'Start', attrs: { type: 'submit' } })
+  root.replaceChildren(
+    h(
+      'form',
+      {
+        class: 'card',
+        on: {
+          submit: (ev) => {
+            ev.preventDefault()
+            const value = input.input.value.trim()
+            if (!value) return input.input.focus()
+            void signIn(value)
+          },
+        },
+      },
+      h('h1', { text: 'Agent console' }),
+      error ? h('p', { class: 'banner banner--bad', text: error, attrs: { role: 'alert' } }) : null,
+      h('p', {
+        class: 'muted',
+        text: 'Open the console with the link printed when the server starts, or paste a token from `npm run agent-token -- --name <you>`.',
+      }),
+      h('div', { class: 'row' }, input.wrapper, start),
+    ),
+  )
+  input.input.focus()
+}
+
+/** Checks the token with Subscriber (`/agent/me`), keeps it for refreshes, and opens the console as that agent. */
+async function signIn(candidate: string): Promise<void> {
+  let res: Response
+  try {
+    res = await fetch(`${subscriber}/agent/me`, { headers: { authorization: `Bearer ${candidate}` } })
+  } catch {
+    return tokenView('Cannot reach the support server. Try again in a moment.')
+  }
+  if (!res.ok) {
+    stored.remove(TOKEN_KEY)
+    return tokenView(res.status === 401 ? 'That token is not valid or has expired.' : `The server answered ${res.status}.`)
+  }
+  const me = (await res.json()) as { name: string }
+  token = candidate
+  stored.set(TOKEN_KEY, candidate)
+  consoleView(me.name)
 }
 
 function signInView(): void {
@@ -96,6 +146,7 @@ function consoleView(name: string): void {
   }
   queue = new QueueClient({
     subscriber,
+    ...(token ? { token } : {}),
     handlers: {
       queue: renderQueue,
       state: (state) => showConnection('Queue', state),
@@ -219,6 +270,7 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
 
   held.client = new ChatClient({
     chatServer,
+    ...(token ? { token } : {}),
     identity: {
       chatId: visitor.chatId,
       userId: visitor.userId,
@@ -284,6 +336,35 @@ function renderTabs(): void {
   for (const held of chats.values()) if (held.panel) held.panel.hidden = held.visitor.chatId !== selected
 }
 
-const savedName = stored.get<string>(NAME_KEY)
-if (savedName) consoleView(savedName)
-else signInView()
+/**
+ * A token in the address (`?token=…`, as printed at start) is taken once,
+ * kept in sessionStorage, and removed from the address bar so it does not
+ * end up in bookmarks, screenshots or Referer headers.
+ */
+async function boot(): Promise<void> {
+  const url = new URL(window.location.href)
+  const fromUrl = url.searchParams.get('token')
+  if (fromUrl) {
+    stored.set(TOKEN_KEY, fromUrl)
+    url.searchParams.delete('token')
+    window.history.replaceState(null, '', url.toString())
+  }
+  let agentAuth = true
+  try {
+    const res = await fetch(`${subscriber}/agent/config`)
+    agentAuth = ((await res.json()) as { agentAuth: boolean }).agentAuth
+  } catch {
+    // Assume the safe case; signing in will say if the server is unreachable.
+  }
+  if (agentAuth) {
+    const saved = stored.get<string>(TOKEN_KEY)
+    if (saved) await signIn(saved)
+    else tokenView()
+    return
+  }
+  const savedName = stored.get<string>(NAME_KEY)
+  if (savedName) consoleView(savedName)
+  else signInView()
+}
+
+void boot()
