@@ -127,12 +127,15 @@ export const socketsPlugin = fp(
       socket.on('message', (data, isBinary) => {
         state.lastSeen = Date.now()
         if (!bucket.take()) {
-          // Answered at once, not queued: a flood must not grow the queue.
           if (bucket.refusedInRow >= opts.rateCloseAfter) {
             log.warn('socket closed for flooding')
             sendError(socket, 'FLOODING')
             socket.close(Errors.FLOODING.closeCode, 'FLOODING')
-          } else sendError(socket, 'RATE_LIMITED')
+          } else {
+            // Answered in turn, like every frame; the queue stays bounded since
+            // the socket is closed after RATE_LIMIT_CLOSE_AFTER refusals in a row.
+            enqueue(() => sendError(socket, 'RATE_LIMITED'))
+          }
           return
         }
         if (isBinary) {

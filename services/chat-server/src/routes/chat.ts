@@ -69,6 +69,12 @@ export async function chatRoute(app: FastifyInstance, opts: ChatRouteOptions) {
         return
       }
       const log = req.log.child({ chatId, ...(req.agent ? { agentId: req.agent.agentId } : {}) })
+      // Checked again where it is counted: upgrades that passed the check together cannot all get in.
+      if ((socketsPerChat.get(chatId) ?? 0) >= opts.maxSocketsPerChat) {
+        sendError(socket, 'TOO_MANY_CONNECTIONS')
+        socket.close(Errors.FLOODING.closeCode, 'TOO_MANY_CONNECTIONS')
+        return
+      }
       countSocket(chatId, 1)
       const session = new ChatSession(app, socket, chatId, log, opts, req.agent)
       app.serveSocket(socket, req, {
@@ -175,6 +181,8 @@ class ChatSession {
         return
       }
       this.#send(encode.userJoined(chat))
+      // A socket that closed meanwhile must not keep the visitor queued.
+      if (this.#closed) return
       this.#waiting = true
       this.app.waitingVisitors.add(this.chatId)
       if (state === 'queued') this.log.info('visitor queued')
