@@ -67,7 +67,8 @@ export async function createAgentVerifier(key: AgentKey): Promise<AgentVerifier>
       }
       const agentId = String(payload.sub)
       const rawName = typeof payload.name === 'string' && payload.name.trim() ? payload.name : agentId
-      const name = rawName.replace(CONTROL, '').trim().slice(0, MAX_AGENT_NAME)
+      // Cut by characters (code points), never inside an emoji.
+      const name = Array.from(rawName.replace(CONTROL, '').trim()).slice(0, MAX_AGENT_NAME).join('').trim()
       if (!agentId || agentId.length > MAX_AGENT_ID || !name) throw new AuthError('TOKEN_INVALID', 'The agent token names no usable agent')
       return { agentId, name }
     },

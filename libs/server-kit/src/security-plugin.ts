@@ -20,11 +20,17 @@ declare module 'fastify' {
   }
 }
 
-/** Whether a browser page at `origin` may talk to this server. */
-export function originAllowed(origin: string, host: string | undefined, allowed: Config['allowedOrigins']): boolean {
+/**
+ * Whether a browser page at `origin` may talk to this server: the allowlist,
+ * or the page came from this very server (same origin). The same-origin rule
+ * trusts the Host header, which a DNS-rebinding page controls; it is only
+ * used while agents need tokens, so such a page can reach nothing a visitor
+ * could not.
+ */
+export function originAllowed(origin: string, host: string | undefined, allowed: Config['allowedOrigins'], sameOrigin = true): boolean {
   if (allowed === '*') return true
   if (allowed.includes(origin)) return true
-  // Same origin: the page came from this very server.
+  if (!sameOrigin) return false
   try {
     return host !== undefined && new URL(origin).host === host
   } catch {
@@ -62,7 +68,7 @@ export const securityPlugin = fp(
 
     app.addHook('onRequest', async (req, reply) => {
       const origin = req.headers.origin
-      if (origin === undefined || originAllowed(origin, req.headers.host, config.allowedOrigins)) return
+      if (origin === undefined || originAllowed(origin, req.headers.host, config.allowedOrigins, config.agentAuth.mode === 'on')) return
       req.log.warn({ origin }, 'request from a foreign origin refused')
       return sendHttpError(reply, 'ORIGIN_NOT_ALLOWED')
     })

@@ -9,11 +9,36 @@ import { securityPlugin } from './security-plugin.js'
 
 /** What a request looks like in the log: never a token (browsers put it in the query string). */
 export function requestForLog(req: FastifyRequest): Record<string, unknown> {
-  return {
-    method: req.method,
-    url: req.url.replace(/([?&]token=)[^&#]*/gi, '$1<redacted>'),
-    remoteAddress: req.ip,
-  }
+  return { method: req.method, url: redactToken(req.url), remoteAddress: req.ip }
+}
+
+/** The URL with the value of any query parameter that decodes to `token` replaced by `<redacted>`. */
+export function redactToken(url: string): string {
+  const q = url.indexOf('?')
+  if (q < 0) return url
+  const hash = url.indexOf('#', q)
+  const fragment = hash < 0 ? '' : url.slice(hash)
+  const params = url
+    .slice(q + 1, hash < 0 ? undefined : hash)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=')
+      const rawName = eq < 0 ? pair : pair.slice(0, eq)
+      let name: string
+      try {
+        name = decodeURIComponent(rawName.replaceAll('+', ' '))
+      } catch {
+        name = rawName
+      }
+      return name.trim().toLowerCase() === 'token' ? `${rawName}=<redacted>` : pair
+    })
+  return `${url.slice(0, q)}?${params.join('&')}${fragment}`
+}
+
+function withRedaction(logger: NonNullable<FastifyServerOptions['logger']>): FastifyServerOptions['logger'] {
+  if (logger === true) return { serializers: { req: requestForLog } }
+  if (typeof logger !== 'object') return logger
+  return { ...logger, serializers: { ...logger.serializers, req: requestForLog } }
 }
 
 export interface ServiceOptions {
@@ -40,10 +65,11 @@ export async function createServiceApp(service: ServiceDefinition, config: Confi
   const app = Fastify({
     ...service.fastifyOptions,
     trustProxy: config.trustProxy,
-    logger: opts.logger ?? { level: config.logLevel, name: service.name, serializers: { req: requestForLog } },
+    // Whatever logger is configured, requests are logged without tokens.
+    logger: withRedaction(opts.logger ?? { level: config.logLevel, name: service.name }),
   })
-  await app.register(securityPlugin, { config })
-  await app.register(redisPlugin, { url: config.redisUrl })
+  // WebSockets first: @fastify/websocket's onRequest hook must run before any
+  // hook that refuses an upgrade, or the refused socket is never destroyed.
   await app.register(socketsPlugin, {
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     idleTimeoutMs: config.idleTimeoutSeconds * 1000,
@@ -53,6 +79,8 @@ export async function createServiceApp(service: ServiceDefinition, config: Confi
     rateBurst: config.limits.rateBurst,
     rateCloseAfter: config.limits.rateCloseAfter,
   })
+  await app.register(securityPlugin, { config })
+  await app.register(redisPlugin, { url: config.redisUrl })
   await app.register(expiryPlugin, opts.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: opts.sweepIntervalMs })
   if (service.publicDir !== undefined) {
     if (existsSync(service.publicDir)) await app.register(fastifyStatic, { root: service.publicDir, index: 'index.html' })

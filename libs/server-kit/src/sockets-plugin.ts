@@ -62,21 +62,30 @@ export const socketsPlugin = fp(
     const tracked = new Map<WebSocket, Tracked>()
     const perIp = new Map<string, number>()
 
-    // Refused before the upgrade, so a flood of sockets costs one HTTP answer each.
-    app.addHook('onRequest', async (req, reply) => {
-      if (req.headers.upgrade?.toLowerCase() !== 'websocket') return
-      if ((perIp.get(req.ip) ?? 0) >= opts.maxSocketsPerIp) {
-        req.log.warn('too many sockets from one address')
-        return sendHttpError(reply, 'TOO_MANY_CONNECTIONS')
-      }
-    })
-
     await app.register(websocket, {
       options: { maxPayload: opts.maxFrameBytes, perMessageDeflate: false },
       preClose: async function () {
         for (const socket of tracked.keys()) socket.close(Errors.SHUTTING_DOWN.closeCode, Errors.SHUTTING_DOWN.message)
         await new Promise<void>((resolve) => app.websocketServer.close(() => resolve()))
       },
+    })
+
+    // After @fastify/websocket's own hook, so a refused upgrade's socket is
+    // destroyed by it. Counted where checked, and released when the TCP
+    // connection closes, so simultaneous upgrades cannot all slip under the limit.
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.headers.upgrade?.toLowerCase() !== 'websocket') return
+      const ip = req.ip
+      if ((perIp.get(ip) ?? 0) >= opts.maxSocketsPerIp) {
+        req.log.warn('too many sockets from one address')
+        return sendHttpError(reply, 'TOO_MANY_CONNECTIONS')
+      }
+      perIp.set(ip, (perIp.get(ip) ?? 0) + 1)
+      req.raw.socket.once('close', () => {
+        const left = (perIp.get(ip) ?? 1) - 1
+        if (left > 0) perIp.set(ip, left)
+        else perIp.delete(ip)
+      })
     })
 
     // One timer for every socket: a ping each interval, and a close for the idle.
@@ -98,8 +107,6 @@ export const socketsPlugin = fp(
       const log = handlers.log ?? req.log
       const state: Tracked = { lastSeen: Date.now() }
       tracked.set(socket, state)
-      const ip = req.ip
-      perIp.set(ip, (perIp.get(ip) ?? 0) + 1)
       const bucket = new TokenBucket(opts.rateBurst, opts.ratePerSecond)
 
       const fail = (err: unknown) => {
@@ -126,6 +133,9 @@ export const socketsPlugin = fp(
 
       socket.on('message', (data, isBinary) => {
         state.lastSeen = Date.now()
+        const text = isBinary ? '' : data.toString()
+        // Pongs answer our own pings: they cost nothing and are not rate-limited.
+        if (isPong(text)) return
         if (!bucket.take()) {
           if (bucket.refusedInRow >= opts.rateCloseAfter) {
             log.warn('socket closed for flooding')
@@ -143,8 +153,6 @@ export const socketsPlugin = fp(
           enqueue(() => sendError(socket, 'BINARY_NOT_SUPPORTED'))
           return
         }
-        const text = data.toString()
-        if (isPong(text)) return
         enqueue(async () => {
           if (socket.readyState !== socket.OPEN) return
           await handlers.onFrame(handlers.parser.parse(text))
@@ -152,9 +160,6 @@ export const socketsPlugin = fp(
       })
       socket.on('close', () => {
         tracked.delete(socket)
-        const left = (perIp.get(ip) ?? 1) - 1
-        if (left > 0) perIp.set(ip, left)
-        else perIp.delete(ip)
         handlers.onClose?.()
       })
       socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'))

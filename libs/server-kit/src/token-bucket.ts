@@ -11,7 +11,8 @@ export class TokenBucket {
   constructor(
     private readonly burst: number,
     private readonly perSecond: number,
-    private readonly now: () => number = Date.now,
+    // A monotonic clock: a wall-clock step back must not lock a socket out.
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.#tokens = burst
     this.#last = now()
@@ -20,7 +21,8 @@ export class TokenBucket {
   /** Takes a token: true if the frame may proceed. */
   take(): boolean {
     const now = this.now()
-    this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#last) / 1000) * this.perSecond)
+    const elapsed = Math.max(0, now - this.#last)
+    this.#tokens = Math.min(this.burst, this.#tokens + (elapsed / 1000) * this.perSecond)
     this.#last = now
     if (this.#tokens >= 1) {
       this.#tokens -= 1

@@ -23,13 +23,34 @@ import {
   type ChatRecord,
   type ExpiryOptions,
 } from '@switchboard/domain'
-import { acceptAgent, sendError, sendHttpError, type AgentIdentity } from '@switchboard/server-kit'
+import { acceptAgent, sendError, type AgentIdentity } from '@switchboard/server-kit'
 
 export interface ChatRouteOptions extends ExpiryOptions {
   /** Longest ChatMessage content, in characters. */
   maxMessageLength: number
-  /** Sockets one chat may have open on this instance. */
+  /** Sockets that have joined one chat, on this instance. */
   maxSocketsPerChat: number
+}
+
+/**
+ * Seats on a chat, taken by sockets that have joined it (proved who they
+ * are). Sockets that never join take none, so a leaked chatId cannot be used
+ * to fill a chat and lock its visitor out; those are bounded per IP instead.
+ */
+class ChatSeats {
+  readonly #taken = new Map<string, number>()
+  constructor(private readonly max: number) {}
+  take(chatId: string): boolean {
+    const n = this.#taken.get(chatId) ?? 0
+    if (n >= this.max) return false
+    this.#taken.set(chatId, n + 1)
+    return true
+  }
+  release(chatId: string): void {
+    const n = (this.#taken.get(chatId) ?? 1) - 1
+    if (n > 0) this.#taken.set(chatId, n)
+    else this.#taken.delete(chatId)
+  }
 }
 
 const parser = compileFrameParser(ChatClientFrames)
@@ -41,25 +62,14 @@ const CHAT_MESSAGE_PREFIX = '{"type":"ChatMessage","args":'
 
 /** WebSocket `/chat/:chatId`: the conversation between one visitor and one agent. */
 export async function chatRoute(app: FastifyInstance, opts: ChatRouteOptions) {
-  const socketsPerChat = new Map<string, number>()
-  const countSocket = (chatId: string, delta: 1 | -1) => {
-    const n = (socketsPerChat.get(chatId) ?? 0) + delta
-    if (n > 0) socketsPerChat.set(chatId, n)
-    else socketsPerChat.delete(chatId)
-  }
+  const seats = new ChatSeats(opts.maxSocketsPerChat)
 
   app.get<{ Params: { chatId: string } }>(
     '/chat/:chatId',
     {
       websocket: true,
-      // Before the upgrade: one chat gets a bounded number of sockets (429), and a present token must be valid (401).
-      preValidation: async (req, reply) => {
-        if ((socketsPerChat.get(req.params.chatId) ?? 0) >= opts.maxSocketsPerChat) {
-          req.log.warn({ chatId: req.params.chatId }, 'too many sockets on one chat')
-          return sendHttpError(reply, 'TOO_MANY_CONNECTIONS')
-        }
-        return acceptAgent(req, reply)
-      },
+      // Before the upgrade: a token that is present must be valid (401).
+      preValidation: acceptAgent,
     },
     (socket, req) => {
       const { chatId } = req.params
@@ -69,24 +79,14 @@ export async function chatRoute(app: FastifyInstance, opts: ChatRouteOptions) {
         return
       }
       const log = req.log.child({ chatId, ...(req.agent ? { agentId: req.agent.agentId } : {}) })
-      // Checked again where it is counted: upgrades that passed the check together cannot all get in.
-      if ((socketsPerChat.get(chatId) ?? 0) >= opts.maxSocketsPerChat) {
-        sendError(socket, 'TOO_MANY_CONNECTIONS')
-        socket.close(Errors.FLOODING.closeCode, 'TOO_MANY_CONNECTIONS')
-        return
-      }
-      countSocket(chatId, 1)
-      const session = new ChatSession(app, socket, chatId, log, opts, req.agent)
+      const session = new ChatSession(app, socket, chatId, log, opts, req.agent, seats)
       app.serveSocket(socket, req, {
         log,
         parser,
         onOpen: () => session.expireOnGone(() => session.open()),
         onFrame: (frame) =>
           session.expireOnGone(() => (frame.type === 'Join' ? session.join(frame.args) : session.sendMessage(frame.args))),
-        onClose: () => {
-          countSocket(chatId, -1)
-          session.close()
-        },
+        onClose: () => session.close(),
       })
     },
   )
@@ -110,7 +110,10 @@ class ChatSession {
     private readonly opts: ChatRouteOptions,
     /** The agent the handshake's token named, if any. */
     private readonly agent: AgentIdentity | null,
+    private readonly seats: ChatSeats,
   ) {}
+
+  #seated = false
 
   /** An unknown or expired chat is answered with ChatExpired and a 4410 close. */
   async open(): Promise<void> {
@@ -133,6 +136,16 @@ class ChatSession {
       throw new ProtocolError('IDENTITY_MISMATCH', "An agent's socket cannot join as the visitor")
     }
     if (role === 'support' && this.agent === null && this.app.agentAuth.enabled) throw new ProtocolError('UNAUTHORIZED')
+    // One seat per socket, however many Joins it tries.
+    if (!this.#seated) {
+      if (!this.seats.take(this.chatId)) {
+        this.log.warn('too many sockets joined one chat')
+        sendError(this.socket, 'TOO_MANY_CONNECTIONS', `More than ${this.opts.maxSocketsPerChat} sockets joined this chat here`)
+        this.socket.close(Errors.FLOODING.closeCode, 'TOO_MANY_CONNECTIONS')
+        return
+      }
+      this.#seated = true
+    }
 
     if (args.supportId !== undefined) {
       if (args.supportId !== chat.supportId) {
@@ -226,6 +239,7 @@ class ChatSession {
 
   close(): void {
     this.#closed = true
+    if (this.#seated) this.seats.release(this.chatId)
     this.#stopWaiting()
     const unsubscribe = this.#unsubscribe
     this.#unsubscribe = undefined
