@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import { ProtocolError, encode, type ChatMessage, type ErrorCode, type Party, type SupportJoined, type Visitor } from '@switchboard/protocol'
+import { ProtocolError, encode, encodeV2, type ChatMessageV2, type ErrorCode, type Party, type SupportJoined, type Visitor } from '@switchboard/protocol'
 import { channels, keys } from './keys.js'
 import { runScript } from './scripts.js'
 import { envelope } from './events.js'
@@ -21,7 +21,7 @@ export interface ExpiryOptions {
 const DEFAULT_KEY_GRACE_MS = 60_000
 
 /** Where a chat is in its life: created → waiting in the queue → claimed by an agent → active (agent joined). */
-export type ChatState = 'new' | 'waiting' | 'claimed' | 'active'
+export type ChatState = 'new' | 'waiting' | 'claimed' | 'active' | 'ended'
 
 export interface ChatRecord extends Visitor {
   state: ChatState
@@ -32,6 +32,9 @@ export interface ChatRecord extends Visitor {
   agentId?: string
   /** The authenticated agent who claimed the visitor from the queue. */
   claimedBy?: string
+  /** Set once the chat ended (state 'ended'). */
+  endedBy?: Party
+  endReason?: string
 }
 
 /** A new random id: 32 lowercase hex characters, like seed 004's. */
@@ -91,6 +94,8 @@ export async function getChat(redis: Redis, chatId: string): Promise<ChatRecord 
   if (fields.supportUserName !== undefined) chat.supportUserName = fields.supportUserName
   if (fields.agentId !== undefined) chat.agentId = fields.agentId
   if (fields.claimedBy !== undefined) chat.claimedBy = fields.claimedBy
+  if (fields.endedBy !== undefined) chat.endedBy = fields.endedBy as Party
+  if (fields.endReason) chat.endReason = fields.endReason
   return chat
 }
 
@@ -183,48 +188,124 @@ export interface NewMessage {
   supportId: string
   content: string
   from: Party
+  /** The client's id for the message: a retry with the same id stores nothing new. */
+  clientMessageId?: string
+}
+
+export interface StoredMessage {
+  /** The message as stored: the seed-004 args with seq and messageId appended (see storedToV1). */
+  stored: string
+  message: ChatMessageV2
+  /** True when clientMessageId had been stored before: nothing new was stored or announced. */
+  duplicate: boolean
 }
 
 /**
- * Stores a message and, in the same atomic step, announces it to both
- * participants. Nobody sees a message that was not stored.
+ * Stores a message under the chat's next seq and, in the same atomic step,
+ * announces it to both participants (and the recipient's unread count to v2
+ * sockets). Nobody sees a message that was not stored.
  */
-export async function appendMessage(redis: Redis, input: NewMessage, opts: ExpiryOptions): Promise<ChatMessage> {
-  // In wire order, so JSON.stringify(message) is the stored text too.
-  const message: ChatMessage = {
+export async function appendMessage(redis: Redis, input: NewMessage, opts: ExpiryOptions): Promise<StoredMessage> {
+  // The seed-004 args in wire order; the script appends seq and messageId.
+  const v1 = encode.chatMessageArgs({
     userId: input.userId,
     supportId: input.supportId,
     content: input.content,
     timestamp: nowTimestamp(),
     from: input.from,
-  }
-  const stored = encode.chatMessageArgs(message)
-  const result = await runScript(
+  })
+  const clientId = input.clientMessageId ?? ''
+  const result = await runScript<string | [string, string]>(
     redis,
     'sbAppendMessage',
-    [keys.chat(input.chatId), keys.messages(input.chatId), keys.deadlines],
+    [keys.chat(input.chatId), keys.messages(input.chatId), keys.deadlines, keys.clientIds(input.chatId), keys.receipts(input.chatId)],
     [
       input.chatId,
       input.supportId,
-      stored,
+      v1.slice(0, -1),
+      newId(),
+      clientId,
+      clientId ? `,"clientMessageId":${JSON.stringify(clientId)}` : '',
       opts.chatTtlMs,
       grace(opts),
       channels.chat(input.chatId),
-      envelope('all', encode.chatMessageFromStored(stored)),
+      input.from,
     ],
   )
-  const refused = refusal(result, {
-    expired: ['CHAT_EXPIRED'],
-    noagent: ['NO_AGENT_YET'],
-    mismatch: ['IDENTITY_MISMATCH', 'supportId does not belong to this chat'],
-  })
-  if (refused) throw refused
-  return message
+  if (Array.isArray(result)) {
+    const [outcome, stored] = result
+    return { stored, message: JSON.parse(stored) as ChatMessageV2, duplicate: outcome === 'dup' }
+  }
+  throw (
+    refusal(result, {
+      expired: ['CHAT_EXPIRED'],
+      noagent: ['NO_AGENT_YET'],
+      mismatch: ['IDENTITY_MISMATCH', 'supportId does not belong to this chat'],
+      ended: ['CHAT_ENDED'],
+    }) ?? new Error(`unexpected script result ${String(result)}`)
+  )
 }
 
-/** The stored messages of a chat, as JSON text, in storage order. */
+/** The stored messages of a chat, in storage order (stored form: see storedToV1). */
 export async function readHistory(redis: Redis, chatId: string): Promise<string[]> {
   return redis.lrange(keys.messages(chatId), 0, -1)
+}
+
+/** Stored messages with seq in [fromSeq, toSeq] (1-based, inclusive; toSeq -1 for "to the end"). */
+export async function readMessages(redis: Redis, chatId: string, fromSeq: number, toSeq = -1): Promise<string[]> {
+  if (toSeq !== -1 && toSeq < fromSeq) return []
+  return redis.lrange(keys.messages(chatId), Math.max(0, fromSeq - 1), toSeq === -1 ? -1 : toSeq - 1)
+}
+
+/** How many messages a chat has stored: the last seq. */
+export async function lastSeq(redis: Redis, chatId: string): Promise<number> {
+  return redis.llen(keys.messages(chatId))
+}
+
+export type Reader = 'user' | 'support'
+
+/** Delivered / read receipt from one participant. Returns false when it was not newer than the last one. */
+export async function markReceipt(redis: Redis, chatId: string, reader: Reader, kind: 'delivered' | 'read', seq: number): Promise<boolean> {
+  const result = await runScript(
+    redis,
+    'sbReceipt',
+    [keys.chat(chatId), keys.messages(chatId), keys.deadlines, keys.receipts(chatId)],
+    [chatId, reader, kind, seq, channels.chat(chatId)],
+  )
+  if (result === 'expired') throw new ProtocolError('CHAT_EXPIRED')
+  if (result === 'badseq') throw new ProtocolError('INVALID_SEQ', `No message with seq ${seq} in this chat yet`)
+  return result === 'ok'
+}
+
+export interface ReadState {
+  /** Last seq each participant confirmed delivered / read (0: none). */
+  delivered: Record<Reader, number>
+  read: Record<Reader, number>
+  /** Messages of the other side each participant has not read. */
+  unread: Record<Reader, number>
+}
+
+/** Receipts and unread counts as stored, so ticks survive a refresh. */
+export async function readState(redis: Redis, chatId: string): Promise<ReadState> {
+  const f = await redis.hgetall(keys.receipts(chatId))
+  const n = (k: string) => Number(f[k] ?? 0)
+  return {
+    delivered: { user: n('delivered:user'), support: n('delivered:support') },
+    read: { user: n('read:user'), support: n('read:support') },
+    unread: { user: n('sent:Support') - n('readn:user'), support: n('sent:User') - n('readn:support') },
+  }
+}
+
+/** Ends a chat: read-only from now on (CHAT_ENDED), history kept until it expires; v2 sockets get ChatEnded. */
+export async function endChat(redis: Redis, chatId: string, by: Party, reason: string | null): Promise<boolean> {
+  const result = await runScript(
+    redis,
+    'sbEndChat',
+    [keys.chat(chatId), keys.queue, keys.deadlines],
+    [chatId, by, reason ?? '', channels.chat(chatId), encodeV2.chatEnded(chatId, by, reason), channels.queue],
+  )
+  if (result === 'expired') throw new ProtocolError('CHAT_EXPIRED')
+  return result === 'ok'
 }
 
 /** Keeps chats whose visitor is connected and whom no agent has joined yet alive. */

@@ -22,10 +22,25 @@ export async function sweepExpired(redis: Redis): Promise<number> {
     const won = await runScript<number>(
       redis,
       'sbExpire',
-      [keys.deadlines, keys.chat(chatId), keys.messages(chatId), keys.queue],
+      [keys.deadlines, keys.chat(chatId), keys.messages(chatId), keys.queue, keys.clientIds(chatId), keys.receipts(chatId)],
       [chatId, channels.chat(chatId), envelope('all', encode.chatExpired(chatId)), channels.queue],
     )
     expired += won
   }
   return expired
+}
+
+/**
+ * Warns the participants (v2 sockets) of chats whose deadline is within
+ * `warnMs` — once per deadline, however many instances sweep.
+ */
+export async function warnExpiring(redis: Redis, warnMs: number): Promise<number> {
+  if (warnMs <= 0) return 0
+  const now = redisMillis(await redis.time())
+  const soon = await redis.zrangebyscore(keys.deadlines, now + 1, now + warnMs, 'LIMIT', 0, SWEEP_BATCH)
+  let warned = 0
+  for (const chatId of soon) {
+    warned += await runScript<number>(redis, 'sbWarnExpiring', [keys.deadlines, keys.chat(chatId)], [chatId, warnMs, channels.chat(chatId)])
+  }
+  return warned
 }

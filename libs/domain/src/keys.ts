@@ -8,6 +8,10 @@ export const keys = {
   chat: (chatId: string) => `sb:chat:{${chatId}}`,
   /** List of stored ChatMessage args, as JSON text, in storage order. */
   messages: (chatId: string) => `sb:chat:{${chatId}}:messages`,
+  /** Hash: clientMessageId → seq, so a retried message is stored once. */
+  clientIds: (chatId: string) => `sb:chat:{${chatId}}:client-ids`,
+  /** Hash: per participant, messages sent, last delivered / read seq, and how many of the other side's they read. */
+  receipts: (chatId: string) => `sb:chat:{${chatId}}:receipts`,
   /** Sorted set of waiting chatIds, scored by arrival order. */
   queue: 'sb:queue',
   /** Counter that gives each queued visitor its place. */

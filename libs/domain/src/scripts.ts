@@ -97,24 +97,123 @@ return 'ok'
 `,
   },
   /**
-   * KEYS: chat, messages, deadlines
-   * ARGV: chatId, supportId, storedMessage, ttlMs, graceMs, chatChannel, envelope
-   * → 'ok' | 'expired' | 'noagent' | 'mismatch'
+   * Stores a message with the next seq (1, 2, 3 … per chat, no gaps) and
+   * announces it; a clientMessageId seen before stores nothing and returns
+   * the message stored then.
+   * KEYS: chat, messages, deadlines, clientIds, receipts
+   * ARGV: chatId, supportId, argsPrefix (seed-004 args without the closing brace), messageId,
+   *       clientMessageId ('' for none), clientIdField (',"clientMessageId":…' or ''), ttlMs, graceMs,
+   *       chatChannel, from ('User' | 'Support')
+   * → {'ok', stored} | {'dup', stored} | 'expired' | 'noagent' | 'mismatch' | 'ended'
    */
   sbAppendMessage: {
+    keys: 5,
+    lua: `${NOW}${ALIVE}
+if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
+local f = redis.call('HMGET', KEYS[1], 'supportId', 'state')
+if not f[1] then return 'noagent' end
+if f[1] ~= ARGV[2] then return 'mismatch' end
+if f[2] == 'ended' then return 'ended' end
+if ARGV[5] ~= '' then
+  local seen = redis.call('HGET', KEYS[4], ARGV[5])
+  if seen then return {'dup', redis.call('LINDEX', KEYS[2], tonumber(seen) - 1)} end
+end
+local seq = redis.call('LLEN', KEYS[2]) + 1
+local stored = ARGV[3] .. ',"seq":' .. seq .. ',"messageId":"' .. ARGV[4] .. '"' .. ARGV[6] .. '}'
+redis.call('RPUSH', KEYS[2], stored)
+local ttl = tonumber(ARGV[7]) + tonumber(ARGV[8])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[5], seq)
+  redis.call('PEXPIRE', KEYS[4], ttl)
+end
+local sent = redis.call('HINCRBY', KEYS[5], 'sent:' .. ARGV[10], 1)
+redis.call('PEXPIRE', KEYS[5], ttl)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[7]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('PUBLISH', ARGV[9], 'all|' .. stored)
+-- The recipient's unread count, for v2 sockets.
+local reader = ARGV[10] == 'User' and 'support' or 'user'
+local readn = tonumber(redis.call('HGET', KEYS[5], 'readn:' .. reader) or '0')
+redis.call('PUBLISH', ARGV[9], reader .. ':v2|{"type":"UnreadCount","args":{"chatId":"' .. ARGV[1] .. '","count":' .. (sent - readn) .. '}}')
+return {'ok', stored}
+`,
+  },
+  /**
+   * Delivered / read receipts: monotonic per participant; a read also moves
+   * the reader's unread count. Announced to v2 sockets only.
+   * KEYS: chat, messages, deadlines, receipts
+   * ARGV: chatId, reader ('user' | 'support'), kind ('delivered' | 'read'), seq, chatChannel
+   * → 'ok' | 'stale' (not newer than before) | 'badseq' | 'expired'
+   */
+  sbReceipt: {
+    keys: 4,
+    lua: `${NOW}${ALIVE}
+if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
+local seq = tonumber(ARGV[4])
+if seq > redis.call('LLEN', KEYS[2]) then return 'badseq' end
+local reader = ARGV[2]
+local other = reader == 'user' and 'support' or 'user'
+local readerName = reader == 'user' and 'User' or 'Support'
+local otherName = reader == 'user' and 'Support' or 'User'
+local old = tonumber(redis.call('HGET', KEYS[4], ARGV[3] .. ':' .. reader) or '0')
+if seq <= old then return 'stale' end
+redis.call('HSET', KEYS[4], ARGV[3] .. ':' .. reader, seq)
+redis.call('PEXPIRE', KEYS[4], math.max(redis.call('PTTL', KEYS[1]), 1))
+redis.call('PUBLISH', ARGV[5], other .. ':v2|{"type":"Receipt","args":{"chatId":"' .. ARGV[1] .. '","seq":' .. seq .. ',"status":"' .. ARGV[3] .. '","from":"' .. readerName .. '"}}')
+if ARGV[3] == 'read' then
+  -- Count the other side's messages between the old read mark and the new one.
+  local n = 0
+  local marker = '"from":"' .. otherName .. '","seq":'
+  for _, m in ipairs(redis.call('LRANGE', KEYS[2], old, seq - 1)) do
+    if string.find(m, marker, 1, true) then n = n + 1 end
+  end
+  local readn = redis.call('HINCRBY', KEYS[4], 'readn:' .. reader, n)
+  local sent = tonumber(redis.call('HGET', KEYS[4], 'sent:' .. otherName) or '0')
+  redis.call('PUBLISH', ARGV[5], reader .. ':v2|{"type":"UnreadCount","args":{"chatId":"' .. ARGV[1] .. '","count":' .. (sent - readn) .. '}}')
+end
+return 'ok'
+`,
+  },
+  /**
+   * Ends a chat: read-only from now on, history kept until it expires.
+   * KEYS: chat, queue, deadlines
+   * ARGV: chatId, by, reason, chatChannel, endedFrame, queueChannel
+   * → 'ok' | 'already' | 'expired'
+   */
+  sbEndChat: {
     keys: 3,
     lua: `${NOW}${ALIVE}
 if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
-local supportId = redis.call('HGET', KEYS[1], 'supportId')
-if not supportId then return 'noagent' end
-if supportId ~= ARGV[2] then return 'mismatch' end
-redis.call('RPUSH', KEYS[2], ARGV[3])
-local ttl = tonumber(ARGV[4])
-redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ttl + tonumber(ARGV[5]))
-redis.call('PEXPIRE', KEYS[2], ttl + tonumber(ARGV[5]))
-redis.call('PUBLISH', ARGV[6], ARGV[7])
+local f = redis.call('HMGET', KEYS[1], 'state', 'userId')
+if f[1] == 'ended' then return 'already' end
+redis.call('HSET', KEYS[1], 'state', 'ended', 'endedBy', ARGV[2], 'endReason', ARGV[3], 'endedAt', now)
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[6], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. f[2] .. '"}')
+end
+redis.call('PUBLISH', ARGV[4], 'all:v2|' .. ARGV[5])
 return 'ok'
+`,
+  },
+  /**
+   * Warns the participants of a chat with an agent that it expires soon,
+   * once per deadline (activity moves the deadline, and may earn a new warning).
+   * KEYS: deadlines, chat
+   * ARGV: chatId, warnMs, chatChannel
+   * → 1 if warned now
+   */
+  sbWarnExpiring: {
+    keys: 2,
+    lua: `${NOW}
+local d = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not d then return 0 end
+d = tonumber(d)
+if d <= now or d - now > tonumber(ARGV[2]) then return 0 end
+local f = redis.call('HMGET', KEYS[2], 'supportId', 'warnedFor', 'state')
+if not f[1] or f[3] == 'ended' or f[2] == tostring(d) then return 0 end
+redis.call('HSET', KEYS[2], 'warnedFor', tostring(d))
+redis.call('PUBLISH', ARGV[3], 'all:v2|{"type":"ChatExpiring","args":{"chatId":"' .. ARGV[1] .. '","secondsLeft":' .. math.ceil((d - now) / 1000) .. '}}')
+return 1
 `,
   },
   /**
@@ -127,7 +226,8 @@ return 'ok'
     keys: 2,
     lua: `${NOW}${ALIVE}
 if not alive(KEYS[2], ARGV[1], now) then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'supportId') == 1 then return 0 end
+local f = redis.call('HMGET', KEYS[1], 'supportId', 'state')
+if f[1] or f[2] == 'ended' then return 0 end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]))
 return 1
@@ -136,19 +236,19 @@ return 1
   /**
    * Expires one chat whose deadline has passed. Only one caller wins, so each
    * expiry is announced once however many instances sweep.
-   * KEYS: deadlines, chat, messages, queue
+   * KEYS: deadlines, chat, messages, queue, clientIds, receipts
    * ARGV: chatId, chatChannel, expiredEnvelope, queueChannel
    * → 1 if this call expired the chat, 0 otherwise
    */
   sbExpire: {
-    keys: 4,
+    keys: 6,
     lua: `${NOW}
 local d = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not d or tonumber(d) > now then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 local userId = redis.call('HGET', KEYS[2], 'userId')
 local queued = redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[5], KEYS[6])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 if queued == 1 and userId then
   redis.call('PUBLISH', ARGV[4], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. userId .. '"}')

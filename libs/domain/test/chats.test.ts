@@ -167,13 +167,15 @@ t.test('appendMessage and readHistory', async (t) => {
   for (const [i, from] of (['User', 'Support', 'User', 'User', 'Support'] as const).entries()) {
     sent.push(await appendMessage(redis, msg(`message ${i} "quoted" \u00e9`, from, supportId), OPTS))
   }
-  for (const m of sent) {
-    t.same(Object.keys(m), ['userId', 'supportId', 'content', 'timestamp', 'from'], 'seed-004 field order')
-    t.match(m.timestamp, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
+  for (const [i, { message, duplicate }] of sent.entries()) {
+    t.same(Object.keys(message), ['userId', 'supportId', 'content', 'timestamp', 'from', 'seq', 'messageId'], 'seed-004 field order, then seq and messageId')
+    t.match(message.timestamp, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
+    t.equal(message.seq, i + 1, 'seq counts 1, 2, 3 … with no gaps')
+    t.notOk(duplicate)
   }
   const history = await readHistory(redis, visitor.chatId)
-  t.same(history, sent.map((m) => JSON.stringify(m)), 'history is the stored JSON, in storage order')
-  t.same(history.map((h) => JSON.parse(h).content), sent.map((m) => m.content))
+  t.same(history, sent.map((m) => m.stored), 'history is the stored text, in storage order')
+  t.same(history.map((h) => JSON.parse(h).content), sent.map((m) => m.message.content))
 })
 
 t.test('every key of a chat carries a TTL, at every step', async (t) => {

@@ -44,6 +44,8 @@ export const Errors = {
   VISITOR_NOT_FOUND: { message: 'No such visitor: the chat is unknown, expired, or belongs to someone else' },
   NOT_IN_QUEUE: { message: 'This visitor has not joined the queue yet' },
   STORE_UNAVAILABLE: { message: 'Storage is unavailable; nothing was stored, try again shortly' },
+  CHAT_ENDED: { message: 'This chat has ended; it is read-only until it expires' },
+  INVALID_SEQ: { message: 'No message has that seq in this chat' },
   UNAUTHORIZED: { message: 'Joining as Support needs an agent token at the handshake' },
   MESSAGE_TOO_LONG: { message: 'Message content is longer than MAX_MESSAGE_LENGTH' },
   RATE_LIMITED: { message: 'Too many frames or requests; slow down', httpStatus: 429 },

@@ -166,14 +166,30 @@ export const encode = {
       timestamp: m.timestamp,
       from: m.from,
     }),
-  /** Wraps an already serialised ChatMessage (as stored) without parsing it again. */
-  chatMessageFromStored: (storedArgs: string): string => `{"type":"ChatMessage","args":${storedArgs}}`,
-  /** Builds ChatHistory from stored messages without parsing them again. */
+  /** A stored message as the seed-004 ChatMessage frame, without parsing it again. */
+  chatMessageFromStored: (stored: string): string => `{"type":"ChatMessage","args":${storedToV1(stored)}}`,
+  /** Seed-004 ChatHistory from stored messages, without parsing them again. */
   chatHistoryFromStored: (user: Visitor, storedMessages: readonly string[]): string =>
-    `{"type":"ChatHistory","args":{"user":${JSON.stringify(visitorArgs(user))},"messages":[${storedMessages.join(',')}]}}`,
+    `{"type":"ChatHistory","args":{"user":${JSON.stringify(visitorArgs(user))},"messages":[${storedMessages.map(storedToV1).join(',')}]}}`,
   chatExpired: (chatId: string): string => frame('ChatExpired', { chatId }),
   removeUser: (userId: string): string => frame('RemoveUser', { userId }),
   error: (code: string, message: string): string => frame('Error', { code, message }),
+}
+
+/**
+ * How a message is stored: the seed-004 args in wire order, then the v2
+ * fields (`seq`, `messageId`, optionally `clientMessageId`) appended. v2
+ * sockets get it as is; seed-004 sockets get it cut before `,"seq":` — the
+ * last one, since any `"` inside the content is escaped.
+ */
+export function storedToV1(stored: string): string {
+  const cut = stored.lastIndexOf(',"seq":')
+  return cut < 0 ? stored : `${stored.slice(0, cut)}}`
+}
+
+/** True for a stored message (as opposed to a whole frame) on a chat channel. */
+export function isStoredMessage(payload: string): boolean {
+  return payload.startsWith('{"userId":')
 }
 
 function visitorArgs(v: Visitor): Visitor {

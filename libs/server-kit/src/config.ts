@@ -22,6 +22,10 @@ const EnvSchema = Type.Object({
   IDLE_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 120 }),
   /** A chat with an agent and no ChatMessage this long expires. @default 120 */
   CHAT_TTL_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 30 * 86_400, default: 120 }),
+  /** v2 sockets get ChatExpiring this long before an inactive chat expires (at most half of CHAT_TTL_SECONDS). @default 30 */
+  CHAT_EXPIRY_WARNING_SECONDS: Type.Number({ minimum: 0, maximum: 86_400, default: 30 }),
+  /** A v2 Typing start without a stop ends by itself after this long. @default 5000 */
+  TYPING_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 5000 }),
   /** Largest frame accepted; a bigger one closes the socket with 1009. @default 65536 */
   MAX_FRAME_BYTES: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 65_536 }),
   /** pino level. @default info */
@@ -80,6 +84,8 @@ export interface Config {
   readonly idleTimeoutSeconds: number
   readonly chatTtlSeconds: number
   readonly maxFrameBytes: number
+  readonly chatExpiryWarningSeconds: number
+  readonly typingTimeoutMs: number
   readonly logLevel: Static<typeof EnvSchema>['LOG_LEVEL']
   readonly agentAuth: AgentAuthConfig
   /** Exact origins allowed besides the server's own; `'*'` for any. */
@@ -136,6 +142,8 @@ function fromEnv(env: Static<typeof EnvSchema>): Config {
     idleTimeoutSeconds: env.IDLE_TIMEOUT_SECONDS,
     chatTtlSeconds: env.CHAT_TTL_SECONDS,
     maxFrameBytes: env.MAX_FRAME_BYTES,
+    chatExpiryWarningSeconds: env.CHAT_EXPIRY_WARNING_SECONDS,
+    typingTimeoutMs: env.TYPING_TIMEOUT_MS,
     logLevel: env.LOG_LEVEL,
     agentAuth: Object.freeze(
       env.AGENT_AUTH === 'off'

@@ -1,10 +1,12 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { isRedisUnavailable, sweepExpired } from '@switchboard/domain'
+import { isRedisUnavailable, sweepExpired, warnExpiring } from '@switchboard/domain'
 
 export interface ExpiryPluginOptions {
   /** How often this instance looks for expired chats. @default 500 */
   sweepIntervalMs?: number
+  /** How long before its deadline a chat with an agent gets ChatExpiring (v2); 0 for never. @default 0 */
+  warnMs?: number
 }
 
 /**
@@ -18,6 +20,7 @@ export const expiryPlugin = fp(
       if (running) return
       running = true
       try {
+        if (opts.warnMs) await warnExpiring(app.redis.commands, opts.warnMs)
         const expired = await sweepExpired(app.redis.commands)
         if (expired > 0) app.log.debug({ expired }, 'chats expired')
       } catch (err) {

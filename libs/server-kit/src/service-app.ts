@@ -81,7 +81,9 @@ export async function createServiceApp(service: ServiceDefinition, config: Confi
   })
   await app.register(securityPlugin, { config })
   await app.register(redisPlugin, { url: config.redisUrl })
-  await app.register(expiryPlugin, opts.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: opts.sweepIntervalMs })
+  // Warned at most half a TTL ahead, so a short TTL does not warn at every message.
+  const warnMs = Math.min(config.chatExpiryWarningSeconds, config.chatTtlSeconds / 2) * 1000
+  await app.register(expiryPlugin, { warnMs, ...(opts.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: opts.sweepIntervalMs }) })
   if (service.publicDir !== undefined) {
     if (existsSync(service.publicDir)) await app.register(fastifyStatic, { root: service.publicDir, index: 'index.html' })
     else app.log.warn({ publicDir: service.publicDir }, 'browser page not built (npm run build); serving the API only')

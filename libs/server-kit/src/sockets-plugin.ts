@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import { Errors, PING, ProtocolError, encode, isPong, type ErrorCode, type ErrorSpec, type FrameParser } from '@switchboard/protocol'
+import { Errors, PING, ProtocolError, SUBPROTOCOL_V2, encode, isPong, type ErrorCode, type ErrorSpec, type FrameParser } from '@switchboard/protocol'
 import { isRedisUnavailable } from '@switchboard/domain'
 import { TokenBucket } from './token-bucket.js'
 import { sendHttpError } from './http-errors.js'
@@ -63,7 +63,12 @@ export const socketsPlugin = fp(
     const perIp = new Map<string, number>()
 
     await app.register(websocket, {
-      options: { maxPayload: opts.maxFrameBytes, perMessageDeflate: false },
+      options: {
+        maxPayload: opts.maxFrameBytes,
+        perMessageDeflate: false,
+        // Protocol v2 is opt-in: selected only when the client offers it.
+        handleProtocols: (offered: Set<string>) => (offered.has(SUBPROTOCOL_V2) ? SUBPROTOCOL_V2 : false),
+      },
       preClose: async function () {
         for (const socket of tracked.keys()) socket.close(Errors.SHUTTING_DOWN.closeCode, Errors.SHUTTING_DOWN.message)
         await new Promise<void>((resolve) => app.websocketServer.close(() => resolve()))

@@ -10,6 +10,8 @@ const DEFAULTS: Config = {
   idleTimeoutSeconds: 120,
   chatTtlSeconds: 120,
   maxFrameBytes: 65536,
+  chatExpiryWarningSeconds: 30,
+  typingTimeoutMs: 5000,
   logLevel: 'info',
   agentAuth: { mode: 'on' },
   allowedOrigins: [

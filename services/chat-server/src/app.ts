@@ -27,6 +27,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     ...expiry,
     maxMessageLength: config.limits.maxMessageLength,
     maxSocketsPerChat: config.limits.maxSocketsPerChat,
+    typingTimeoutMs: config.typingTimeoutMs,
   })
   return app
 }

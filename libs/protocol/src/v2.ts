@@ -1,0 +1,102 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { ChatMessageArgs, JoinArgs, type ChatMessage, type Visitor } from './frames.js'
+
+/**
+ * Protocol v2: offered by a client as the WebSocket subprotocol
+ * `switchboard.v2`. Everything here is additive: a socket without the
+ * subprotocol gets exactly the seed-004 frames.
+ */
+export const SUBPROTOCOL_V2 = 'switchboard.v2'
+
+/** Messages per page of history (a v2 Join without lastSeq, and LoadMore's largest page). */
+export const HISTORY_PAGE_SIZE = 50
+
+const Seq = Type.Integer({ minimum: 0 })
+/** A client's own id for a message, to match the Ack and to retry safely. */
+export const ClientMessageId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$' })
+
+export const JoinArgsV2 = Type.Composite([
+  JoinArgs,
+  Type.Object({
+    /** Resume: only the messages after this one are sent back (ChatHistory with fromSeq). */
+    lastSeq: Type.Optional(Seq),
+  }),
+])
+export type JoinArgsV2 = Static<typeof JoinArgsV2>
+
+export const ChatMessageArgsV2 = Type.Composite([
+  ChatMessageArgs,
+  Type.Object({
+    /** Gets an Ack once stored; sending it again stores nothing new and returns the same Ack. */
+    clientMessageId: Type.Optional(ClientMessageId),
+  }),
+])
+export type ChatMessageArgsV2 = Static<typeof ChatMessageArgsV2>
+
+export const LoadMoreArgs = Type.Object({
+  beforeSeq: Type.Integer({ minimum: 1 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: HISTORY_PAGE_SIZE })),
+})
+export type LoadMoreArgs = Static<typeof LoadMoreArgs>
+
+export const TypingArgs = Type.Object({ state: Type.Union([Type.Literal('start'), Type.Literal('stop')]) })
+export type TypingArgs = Static<typeof TypingArgs>
+
+export const ReceiptArgs = Type.Object({ seq: Type.Integer({ minimum: 1 }) })
+export type ReceiptArgs = Static<typeof ReceiptArgs>
+
+export const EndChatArgs = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) })
+export type EndChatArgs = Static<typeof EndChatArgs>
+
+/** Frame types a v2 client may send on `/chat/{chatId}`. */
+export const ChatClientFramesV2 = {
+  Join: JoinArgsV2,
+  ChatMessage: ChatMessageArgsV2,
+  LoadMore: LoadMoreArgs,
+  Typing: TypingArgs,
+  Received: ReceiptArgs,
+  Read: ReceiptArgs,
+  EndChat: EndChatArgs,
+} as const satisfies Record<string, TSchema>
+
+/** A stored message as v2 sockets see it. */
+export interface ChatMessageV2 extends ChatMessage {
+  seq: number
+  messageId: string
+  clientMessageId?: string
+}
+
+/** Serialisers for v2-only server frames (stored messages are v2 args already: no parsing). */
+export const encodeV2 = {
+  chatMessageFromStored: (stored: string): string => `{"type":"ChatMessage","args":${stored}}`,
+  chatHistory: (user: Visitor, stored: readonly string[], fromSeq: number, hasMore: boolean): string =>
+    `{"type":"ChatHistory","args":{"user":${JSON.stringify({ username: user.username, userId: user.userId, chatId: user.chatId })},"messages":[${stored.join(',')}],"fromSeq":${fromSeq},"hasMore":${hasMore}}}`,
+  chatHistoryPage: (stored: readonly string[], hasMore: boolean): string =>
+    `{"type":"ChatHistoryPage","args":{"messages":[${stored.join(',')}],"hasMore":${hasMore}}}`,
+  receipt: (chatId: string, seq: number, status: 'delivered' | 'read', from: string): string =>
+    JSON.stringify({ type: 'Receipt', args: { chatId, seq, status, from } }),
+  unreadCount: (chatId: string, count: number): string => JSON.stringify({ type: 'UnreadCount', args: { chatId, count } }),
+  chatExpiring: (chatId: string, secondsLeft: number): string => JSON.stringify({ type: 'ChatExpiring', args: { chatId, secondsLeft } }),
+  ack: (a: { clientMessageId: string; messageId: string; seq: number; timestamp: string }): string =>
+    JSON.stringify({ type: 'Ack', args: { clientMessageId: a.clientMessageId, messageId: a.messageId, seq: a.seq, timestamp: a.timestamp } }),
+  typing: (chatId: string, from: string, state: 'start' | 'stop'): string => JSON.stringify({ type: 'Typing', args: { chatId, from, state } }),
+  chatEnded: (chatId: string, by: string, reason: string | null): string => JSON.stringify({ type: 'ChatEnded', args: { chatId, by, reason } }),
+  errorFor: (code: string, message: string, clientMessageId: string): string =>
+    JSON.stringify({ type: 'Error', args: { code, message, clientMessageId } }),
+}
+
+/**
+ * Every frame type of both sockets and both versions, by direction. The
+ * AsyncAPI document (docs/asyncapi.yaml) must list exactly these; a test
+ * checks it.
+ */
+export const FRAME_TYPES = {
+  chat: {
+    client: [...new Set([...Object.keys(ChatClientFramesV2)])],
+    server: ['UserJoined', 'SupportJoinedUser', 'ChatHistory', 'ChatMessage', 'ChatExpired', 'Error', 'Ack', 'ChatHistoryPage', 'Typing', 'Receipt', 'UnreadCount', 'ChatEnded', 'ChatExpiring'],
+  },
+  queue: {
+    client: ['Load', 'JoinUser'],
+    server: ['Visitor', 'UserJoined', 'RemoveUser', 'Error'],
+  },
+} as const

@@ -1,0 +1,418 @@
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { WebSocket } from 'ws'
+import {
+  Errors,
+  ProtocolError,
+  encode,
+  encodeV2,
+  isStoredMessage,
+  HISTORY_PAGE_SIZE,
+  type ChatMessageArgsV2,
+  type EndChatArgs,
+  type JoinArgsV2,
+  type LoadMoreArgs,
+  type Party,
+  type ReceiptArgs,
+  type TypingArgs,
+} from '@switchboard/protocol'
+import {
+  appendMessage,
+  channels,
+  endChat,
+  enqueueVisitor,
+  envelope,
+  getChat,
+  isRedisUnavailable,
+  joinSupport,
+  lastSeq,
+  markReceipt,
+  openEnvelope,
+  readMessages,
+  readState,
+  supportJoinedOf,
+  type ChatRecord,
+} from '@switchboard/domain'
+import { sendError, type AgentIdentity } from '@switchboard/server-kit'
+import type { ChatRouteOptions, ChatSeats } from './routes/chat.js'
+
+type Role = 'user' | 'support'
+/** A frame of either version; v1 frames are a subset of v2's. */
+export type ChatFrame =
+  | { type: 'Join'; args: JoinArgsV2 }
+  | { type: 'ChatMessage'; args: ChatMessageArgsV2 }
+  | { type: 'LoadMore'; args: LoadMoreArgs }
+  | { type: 'Typing'; args: TypingArgs }
+  | { type: 'Received'; args: ReceiptArgs }
+  | { type: 'Read'; args: ReceiptArgs }
+  | { type: 'EndChat'; args: EndChatArgs }
+
+const CHAT_EXPIRED_PREFIX = '{"type":"ChatExpired"'
+const SUPPORT_JOINED_PREFIX = '{"type":"SupportJoinedUser"'
+
+const partyOf = (role: Role): Party => (role === 'user' ? 'User' : 'Support')
+const otherRole = (role: Role): Role => (role === 'user' ? 'support' : 'user')
+
+/** One socket on one chat: who it joined as, which protocol it speaks, and the chat frames it receives. */
+export class ChatSession {
+  #role: Role | undefined
+  #chat: ChatRecord | undefined
+  #unsubscribe: (() => Promise<void>) | undefined
+  /** Live frames that arrive while a Join is being answered; sent right after the answer. */
+  #held: string[] | undefined
+  #waiting = false
+  #closed = false
+  /** A Typing start that has not been stopped; it stops by itself when the timer fires. */
+  #typingTimer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(
+    private readonly app: FastifyInstance,
+    private readonly socket: WebSocket,
+    private readonly chatId: string,
+    private readonly log: FastifyBaseLogger,
+    private readonly opts: ChatRouteOptions,
+    /** The agent the handshake's token named, if any. */
+    private readonly agent: AgentIdentity | null,
+    private readonly seats: ChatSeats,
+    /** 1: seed 004, byte for byte; 2: the switchboard.v2 subprotocol. */
+    readonly version: 1 | 2,
+  ) {}
+
+  #seated = false
+
+  /** An unknown or expired chat is answered with ChatExpired and a 4410 close. */
+  async open(): Promise<void> {
+    const chat = await getChat(this.app.redis.commands, this.chatId)
+    if (chat === null) throw new ProtocolError('CHAT_EXPIRED')
+    this.#chat = chat
+  }
+
+  handle(frame: ChatFrame): Promise<void> {
+    switch (frame.type) {
+      case 'Join':
+        return this.join(frame.args)
+      case 'ChatMessage':
+        return this.sendMessage(frame.args)
+      case 'LoadMore':
+        return this.loadMore(frame.args)
+      case 'Typing':
+        return this.typing(frame.args.state)
+      case 'Received':
+        return this.receipt('delivered', frame.args.seq)
+      case 'Read':
+        return this.receipt('read', frame.args.seq)
+      case 'EndChat':
+        return this.end(frame.args.reason ?? null)
+    }
+  }
+
+  async join(args: JoinArgsV2): Promise<void> {
+    if (this.#role !== undefined) throw new ProtocolError('ALREADY_JOINED')
+    // Read the chat again: an agent may have joined since the socket opened.
+    const chat = await getChat(this.app.redis.commands, this.chatId)
+    if (chat === null) throw new ProtocolError('CHAT_EXPIRED')
+    this.#chat = chat
+    if (args.userId !== chat.userId) throw new ProtocolError('IDENTITY_MISMATCH', 'userId does not belong to this chat')
+    const role: Role = args.from === 'User' ? 'user' : 'support'
+    // Identity comes from the connection: an agent's token never speaks for a
+    // visitor, and only a token speaks for an agent.
+    if (role === 'user' && this.agent !== null) {
+      throw new ProtocolError('IDENTITY_MISMATCH', "An agent's socket cannot join as the visitor")
+    }
+    if (role === 'support' && this.agent === null && this.app.agentAuth.enabled) throw new ProtocolError('UNAUTHORIZED')
+    // One seat per socket, however many Joins it tries.
+    if (!this.#seated) {
+      if (!this.seats.take(this.chatId)) {
+        this.log.warn('too many sockets joined one chat')
+        sendError(this.socket, 'TOO_MANY_CONNECTIONS', `More than ${this.opts.maxSocketsPerChat} sockets joined this chat here`)
+        this.socket.close(Errors.FLOODING.closeCode, 'TOO_MANY_CONNECTIONS')
+        return
+      }
+      this.#seated = true
+    }
+    // Only v2 resumes from a seq; a seed-004 socket always gets the whole history.
+    const resumeAfter = this.version === 2 ? args.lastSeq : undefined
+
+    if (args.supportId !== undefined) {
+      if (args.supportId !== chat.supportId) {
+        throw new ProtocolError('IDENTITY_MISMATCH', 'supportId does not belong to this chat')
+      }
+      if (role === 'support' && this.agent !== null && chat.agentId !== undefined && chat.agentId !== this.agent.agentId) {
+        throw new ProtocolError('IDENTITY_MISMATCH', 'Another agent has this chat')
+      }
+      await this.#listen(role)
+      await this.#answerJoin(() => this.#sendHistory(chat, resumeAfter))
+      return
+    }
+
+    if (role === 'support') {
+      // An authenticated agent is named by their token, not by the frame.
+      const name = this.agent?.name ?? args.supportUserName
+      if (name === undefined) {
+        throw new ProtocolError('INVALID_FRAME', 'Join: an agent joining without supportId must send supportUserName')
+      }
+      await this.#listen(role)
+      // SupportJoinedUser reaches both participants through the chat channel.
+      await this.#answerJoin(async () => {
+        const joined = await joinSupport(this.app.redis.commands, chat, name, this.opts, this.agent?.agentId)
+        this.#chat = { ...chat, state: 'active', supportId: joined.supportId, supportUserName: joined.supportUserName }
+        if (joined.rejoined) {
+          // This agent has the chat already (a console that lost its supportId): give it back, with the history.
+          this.#send(encode.supportJoinedUser(joined))
+          await this.#sendHistory(this.#chat, resumeAfter)
+          return
+        }
+        this.log.info({ supportId: joined.supportId }, 'agent joined chat')
+      })
+      return
+    }
+
+    await this.#listen(role)
+    await this.#answerJoin(async () => {
+      const state = await enqueueVisitor(this.app.redis.commands, chat, this.opts)
+      if (state === 'active' || state === 'ended') {
+        // A visitor who lost their supportId (a seed-004 page that kept only
+        // chatId) is given it back, with the conversation so far.
+        const current = await getChat(this.app.redis.commands, this.chatId)
+        if (current === null) throw new ProtocolError('CHAT_EXPIRED')
+        if (current.supportId !== undefined) this.#send(encode.supportJoinedUser(supportJoinedOf(current)))
+        await this.#sendHistory(current, resumeAfter)
+        return
+      }
+      this.#send(encode.userJoined(chat))
+      // A socket that closed meanwhile must not keep the visitor queued.
+      if (this.#closed) return
+      this.#waiting = true
+      this.app.waitingVisitors.add(this.chatId)
+      if (state === 'queued') this.log.info('visitor queued')
+    })
+  }
+
+  async sendMessage(args: ChatMessageArgsV2): Promise<void> {
+    // A seed-004 socket's frame is taken as seed 004 defines it: no clientMessageId.
+    const clientMessageId = this.version === 2 ? args.clientMessageId : undefined
+    try {
+      const role = this.#joinedRole()
+      const chat = this.#chat!
+      if ((args.from === 'User') !== (role === 'user')) {
+        throw new ProtocolError('IDENTITY_MISMATCH', `This socket joined as ${partyOf(role)}`)
+      }
+      if (args.userId !== chat.userId) throw new ProtocolError('IDENTITY_MISMATCH', 'userId does not belong to this chat')
+      if (exceeds(args.content, this.opts.maxMessageLength)) {
+        throw new ProtocolError('MESSAGE_TOO_LONG', `Message content is longer than ${this.opts.maxMessageLength} characters`)
+      }
+      // The echo arrives through the chat channel, after the message is stored.
+      const { message } = await appendMessage(
+        this.app.redis.commands,
+        {
+          chatId: this.chatId,
+          userId: args.userId,
+          supportId: args.supportId,
+          content: args.content,
+          from: args.from,
+          ...(clientMessageId !== undefined ? { clientMessageId } : {}),
+        },
+        this.opts,
+      )
+      if (clientMessageId !== undefined) {
+        this.#send(encodeV2.ack({ clientMessageId, messageId: message.messageId, seq: message.seq, timestamp: message.timestamp }))
+      }
+    } catch (err) {
+      if (clientMessageId === undefined) throw err
+      // The sender learns which message failed; never an Ack for it.
+      const code = err instanceof ProtocolError ? err.code : isRedisUnavailable(err) ? 'STORE_UNAVAILABLE' : undefined
+      if (code === undefined) throw err
+      this.#send(encodeV2.errorFor(code, err instanceof ProtocolError ? err.message : Errors.STORE_UNAVAILABLE.message, clientMessageId))
+      if (code === 'CHAT_EXPIRED') this.expire()
+      return
+    }
+    this.#stopTyping()
+  }
+
+  /** LoadMore → ChatHistoryPage: up to `limit` messages before `beforeSeq`, oldest first. */
+  async loadMore(args: LoadMoreArgs): Promise<void> {
+    this.#joinedRole()
+    const limit = args.limit ?? HISTORY_PAGE_SIZE
+    const from = Math.max(1, args.beforeSeq - limit)
+    const messages = await readMessages(this.app.redis.commands, this.chatId, from, args.beforeSeq - 1)
+    this.#send(encodeV2.chatHistoryPage(messages, from > 1))
+  }
+
+  /**
+   * Typing goes to the other participant (v2 sockets), not stored. A repeated
+   * start only keeps it alive; a start without a stop ends by itself.
+   */
+  async typing(state: 'start' | 'stop'): Promise<void> {
+    this.#joinedRole()
+    if (state === 'stop') return this.#stopTyping()
+    const wasTyping = this.#typingTimer !== undefined
+    if (wasTyping) clearTimeout(this.#typingTimer)
+    this.#typingTimer = setTimeout(() => void this.#stopTyping().catch(() => {}), this.opts.typingTimeoutMs)
+    this.#typingTimer.unref()
+    if (!wasTyping) await this.#publishTyping('start')
+  }
+
+  async receipt(kind: 'delivered' | 'read', seq: number): Promise<void> {
+    const role = this.#joinedRole()
+    await markReceipt(this.app.redis.commands, this.chatId, role, kind, seq)
+  }
+
+  async end(reason: string | null): Promise<void> {
+    const role = this.#joinedRole()
+    const ended = await endChat(this.app.redis.commands, this.chatId, partyOf(role), reason)
+    if (!ended) throw new ProtocolError('CHAT_ENDED', 'This chat has already ended')
+    this.log.info({ by: partyOf(role) }, 'chat ended')
+    this.#stopWaiting()
+  }
+
+  /** Runs `work`; if the chat turns out to be gone, answers ChatExpired (not an Error frame) and closes. */
+  async expireOnGone(work: () => Promise<void>): Promise<void> {
+    try {
+      await work()
+    } catch (err) {
+      if (err instanceof ProtocolError && err.code === 'CHAT_EXPIRED') this.expire()
+      else throw err
+    }
+  }
+
+  /** Tells the client its chat is gone and closes with 4410. */
+  expire(): void {
+    this.#send(encode.chatExpired(this.chatId))
+    this.socket.close(Errors.CHAT_EXPIRED.closeCode, 'CHAT_EXPIRED')
+  }
+
+  close(): void {
+    this.#closed = true
+    if (this.#seated) this.seats.release(this.chatId)
+    this.#stopWaiting()
+    if (this.#typingTimer !== undefined) void this.#stopTyping().catch(() => {})
+    const unsubscribe = this.#unsubscribe
+    this.#unsubscribe = undefined
+    unsubscribe?.().catch(() => {})
+  }
+
+  #joinedRole(): Role {
+    if (this.#role === undefined || this.#chat === undefined || this.#held !== undefined) throw new ProtocolError('NOT_JOINED')
+    return this.#role
+  }
+
+  async #stopTyping(): Promise<void> {
+    if (this.#typingTimer === undefined) return
+    clearTimeout(this.#typingTimer)
+    this.#typingTimer = undefined
+    await this.#publishTyping('stop')
+  }
+
+  async #publishTyping(state: 'start' | 'stop'): Promise<void> {
+    const role = this.#role!
+    await this.app.redis.commands.publish(
+      channels.chat(this.chatId),
+      envelope(`${otherRole(role)}:v2`, encodeV2.typing(this.chatId, partyOf(role), state)),
+    )
+  }
+
+  /** Subscribes to the chat channel before anything is read, so nothing published meanwhile is missed. */
+  async #listen(role: Role): Promise<void> {
+    this.#role = role
+    this.#held = []
+    try {
+      const unsubscribe = await this.app.pubsub.subscribe(channels.chat(this.chatId), (message) => this.#onChannel(message))
+      if (this.#closed) await unsubscribe()
+      else this.#unsubscribe = unsubscribe
+    } catch (err) {
+      this.#role = undefined
+      this.#held = undefined
+      throw err
+    }
+  }
+
+  /** Runs the answer to a Join, then releases the live frames held meanwhile (minus any already in the history). */
+  async #answerJoin(answer: () => Promise<void>): Promise<void> {
+    try {
+      await answer()
+    } catch (err) {
+      this.#role = undefined
+      this.#held = undefined
+      const unsubscribe = this.#unsubscribe
+      this.#unsubscribe = undefined
+      await unsubscribe?.()
+      throw err
+    }
+    const held = this.#held ?? []
+    this.#held = undefined
+    for (const frame of held) this.#deliver(frame)
+  }
+
+  /**
+   * The history: all of it for seed 004; for v2 the messages after
+   * `resumeAfter`, or the last page, followed by where the receipts and the
+   * unread count stand (so ticks and badges survive a refresh) and ChatEnded
+   * if the chat has ended.
+   */
+  async #sendHistory(chat: ChatRecord, resumeAfter?: number): Promise<void> {
+    const redis = this.app.redis.commands
+    let messages: string[]
+    if (this.version === 1) {
+      messages = await readMessages(redis, this.chatId, 1)
+      this.#send(encode.chatHistoryFromStored(chat, messages))
+    } else {
+      const fromSeq = resumeAfter !== undefined ? resumeAfter + 1 : Math.max(1, (await lastSeq(redis, this.chatId)) - HISTORY_PAGE_SIZE + 1)
+      messages = await readMessages(redis, this.chatId, fromSeq)
+      this.#send(encodeV2.chatHistory(chat, messages, fromSeq, fromSeq > 1))
+      const role = this.#role!
+      const other = otherRole(role)
+      const state = await readState(redis, this.chatId)
+      if (state.delivered[other] > state.read[other]) {
+        this.#send(encodeV2.receipt(this.chatId, state.delivered[other], 'delivered', partyOf(other)))
+      }
+      if (state.read[other] > 0) this.#send(encodeV2.receipt(this.chatId, state.read[other], 'read', partyOf(other)))
+      this.#send(encodeV2.unreadCount(this.chatId, state.unread[role]))
+      if (chat.state === 'ended') this.#send(encodeV2.chatEnded(this.chatId, chat.endedBy ?? 'User', chat.endReason ?? null))
+    }
+    // Messages stored between the subscription and the read are in both: skip their live copies.
+    const inHistory = new Set(messages)
+    const held = this.#held ?? []
+    this.#held = []
+    for (const frame of held) this.#deliver(frame, inHistory)
+  }
+
+  #onChannel(message: string): void {
+    const opened = openEnvelope(message)
+    if (opened === null || (opened.v2Only && this.version === 1) || (opened.to !== 'all' && opened.to !== this.#role)) return
+    if (this.#held !== undefined) this.#held.push(opened.frame)
+    else this.#deliver(opened.frame)
+  }
+
+  #deliver(payload: string, skip?: ReadonlySet<string>): void {
+    if (isStoredMessage(payload)) {
+      if (skip?.has(payload)) return
+      this.#send(this.version === 2 ? encodeV2.chatMessageFromStored(payload) : encode.chatMessageFromStored(payload))
+      return
+    }
+    if (payload.startsWith(CHAT_EXPIRED_PREFIX)) {
+      this.#stopWaiting()
+      this.expire()
+      return
+    }
+    // Once an agent has joined, the chat lives by its messages, not by the visitor's presence.
+    if (payload.startsWith(SUPPORT_JOINED_PREFIX)) this.#stopWaiting()
+    this.#send(payload)
+  }
+
+  #stopWaiting(): void {
+    if (!this.#waiting) return
+    this.#waiting = false
+    this.app.waitingVisitors.delete(this.chatId)
+  }
+
+  #send(frame: string): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame)
+  }
+}
+
+/** True when `text` has more than `max` characters (code points), without counting past the limit. */
+function exceeds(text: string, max: number): boolean {
+  if (text.length <= max) return false
+  let count = 0
+  for (const _ of text) if (++count > max) return true
+  return false
+}
