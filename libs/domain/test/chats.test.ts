@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import type { Redis } from 'ioredis'
 import { ProtocolError } from '@switchboard/protocol'
 import {
+  markReceipt,
   appendMessage,
   claimVisitor,
   connectRedis,
@@ -199,8 +200,13 @@ t.test('every key of a chat carries a TTL, at every step', async (t) => {
   const { supportId } = await joinSupport(redis, visitor, 'Vika', OPTS)
   await checkTtls('active', 1)
   await appendMessage(redis, { chatId: visitor.chatId, userId: visitor.userId, supportId, content: 'hi', from: 'User' }, OPTS)
-  await checkTtls('with messages', 2)
+  await checkTtls('with messages', 3)
   t.ok(await redis.exists(keys.messages(visitor.chatId)), 'the history is one of them')
+  t.ok(await redis.exists(keys.receipts(visitor.chatId)), 'and the read state')
+  await appendMessage(redis, { chatId: visitor.chatId, userId: visitor.userId, supportId, content: 'hi', from: 'User', clientMessageId: 'c1' }, OPTS)
+  await checkTtls('with a clientMessageId', 4)
+  await markReceipt(redis, visitor.chatId, 'support', 'read', 2)
+  await checkTtls('after a receipt', 4)
   const ttl = await redis.pttl(keys.chat(visitor.chatId))
   t.ok(ttl > OPTS.chatTtlMs && ttl <= OPTS.chatTtlMs + 60_000, `the keys outlive the deadline by the default grace (${ttl} ms)`)
 })

@@ -11,11 +11,16 @@ t.test('envelope / openEnvelope round trip for every audience', async (t) => {
     '|leading bar',
     '',
   ]
-  for (const to of ['all', 'user', 'support'] as Audience[]) {
+  for (const to of ['all', 'user', 'support', 'all:v2', 'user:v2', 'support:v2'] as Audience[]) {
     for (const frame of frames) {
       const wrapped = envelope(to, frame)
       t.equal(wrapped, `${to}|${frame}`, 'the wire form is <audience>|<frame>')
-      t.same(openEnvelope(wrapped), { to, frame }, `${to}: ${JSON.stringify(frame.slice(0, 30))} survives, bars included`)
+      const v2Only = to.endsWith(':v2')
+      t.same(
+        openEnvelope(wrapped),
+        { to: v2Only ? to.slice(0, -3) : to, v2Only, frame },
+        `${to}: ${JSON.stringify(frame.slice(0, 30))} survives, bars included`,
+      )
     }
   }
 })
@@ -30,6 +35,8 @@ t.test('openEnvelope rejects what is not an envelope', async (t) => {
     ' all|{}',
     '|{}',
     'agent|{}',
+    'v2|{}',
+    'all:v3|{}',
   ]) {
     t.equal(openEnvelope(message), null, JSON.stringify(message))
   }

@@ -55,7 +55,7 @@ export interface Stack {
   /** `GET /user/join/:name` on the first (or given) ChatServer. */
   joinVisitor(name: string, on?: RunningApp): Promise<{ userId: string; username: string; chatId: string }>
   /** A socket that answers pings and is closed at teardown; with `token`, it presents it as `Authorization: Bearer`. */
-  socket(url: string, pong?: string | null, opts?: { token?: string }): Promise<TestSocket>
+  socket(url: string, pong?: string | null, opts?: { token?: string; v2?: boolean }): Promise<TestSocket>
   /** An agent token signed with the stack's secret (auth on only). */
   agentToken(name: string, opts?: { id?: string; ttlSeconds?: number }): Promise<string>
 }
@@ -104,6 +104,7 @@ export async function startStack(
       const socket = await TestSocket.open(url, {
         pong: pong === undefined ? 'pong:user' : pong,
         ...(socketOpts.token ? { headers: { authorization: `Bearer ${socketOpts.token}` } } : {}),
+        ...(socketOpts.v2 ? { protocols: ['switchboard.v2'] } : {}),
       })
       t.teardown(() => socket.close())
       return socket

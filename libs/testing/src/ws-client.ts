@@ -6,6 +6,14 @@ export interface Received {
   json: any
 }
 
+export interface SocketOptions {
+  /** What to answer `ping` with; null never answers. @default 'pong:user' */
+  pong?: string | null
+  headers?: Record<string, string>
+  /** WebSocket subprotocols to offer, e.g. ['switchboard.v2']. */
+  protocols?: string[]
+}
+
 type Waiter = { predicate: (m: Received) => boolean; resolve: (m: Received) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
 
 /**
@@ -21,9 +29,9 @@ export class TestSocket {
   #pingWaiters: (() => void)[] = []
   readonly closed: Promise<{ code: number; reason: string }>
 
-  constructor(url: string, opts: { pong?: string | null; headers?: Record<string, string> } = {}) {
+  constructor(url: string, opts: SocketOptions = {}) {
     const pong = opts.pong === undefined ? 'pong:user' : opts.pong
-    this.ws = new WebSocket(url, opts.headers ? { headers: opts.headers } : undefined)
+    this.ws = new WebSocket(url, opts.protocols ?? [], opts.headers ? { headers: opts.headers } : undefined)
     this.closed = new Promise((resolve) => {
       this.ws.on('close', (code, reason) => {
         for (const w of this.#waiters) {
@@ -55,7 +63,7 @@ export class TestSocket {
     })
   }
 
-  static async open(url: string, opts: { pong?: string | null; headers?: Record<string, string> } = {}): Promise<TestSocket> {
+  static async open(url: string, opts: SocketOptions = {}): Promise<TestSocket> {
     const socket = new TestSocket(url, opts)
     await new Promise<void>((resolve, reject) => {
       socket.ws.once('open', () => resolve())
