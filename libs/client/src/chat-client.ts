@@ -1,4 +1,14 @@
-import { PONGS, encodeClient, parseServerFrame, type ChatMessage, type Party, type SupportJoined, type Visitor } from '@switchboard/protocol'
+import {
+  PONGS,
+  SUBPROTOCOL_V2,
+  encodeClient,
+  parseServerFrame,
+  type ChatMessage,
+  type ChatMessageV2,
+  type Party,
+  type SupportJoined,
+  type Visitor,
+} from '@switchboard/protocol'
 import { ReconnectingSocket, type Backoff, type ConnectionState, type SocketFactory } from './reconnecting-socket.js'
 import { toWebSocketUrl, withToken } from './http.js'
 
@@ -14,18 +24,44 @@ export interface ChatIdentity {
   supportId?: string
 }
 
+/** A message as the client hands it on: v2 fields are there when the server speaks v2. */
+export type ReceivedMessage = ChatMessage & Partial<Pick<ChatMessageV2, 'seq' | 'messageId' | 'clientMessageId'>>
+
+export interface HistoryInfo {
+  /** v2: the seq of the first message given. */
+  fromSeq?: number
+  /** v2: older messages exist (see loadMore). */
+  hasMore?: boolean
+  /** v2: this is a catch-up after a reconnect: only messages after the last one seen. */
+  resumed: boolean
+}
+
 export interface ChatHandlers {
   /** The visitor is in the queue, waiting for an agent. */
   waiting?(visitor: Visitor): void
   /** An agent joined: the supportId is now known (and kept for re-joins). */
   agentJoined?(joined: SupportJoined): void
-  /** The whole conversation so far (after a re-join). */
-  history?(messages: ChatMessage[], user: Visitor): void
+  /** The conversation so far (after a (re-)join): replace what is shown, or append when `resumed`. */
+  history?(messages: ReceivedMessage[], user: Visitor, info: HistoryInfo): void
   /** A stored message, from either side (one's own too: the server echoes it once stored). */
-  message?(message: ChatMessage): void
+  message?(message: ReceivedMessage): void
+  /** v2: older messages, from loadMore. */
+  page?(messages: ReceivedMessage[], hasMore: boolean): void
+  /** v2: one's own message is stored. */
+  acked?(ack: { clientMessageId: string; messageId: string; seq: number; timestamp: string }): void
+  /** v2: the other participant started or stopped typing. */
+  typing?(typing: { from: Party; state: 'start' | 'stop' }): void
+  /** v2: the other participant received / read up to `seq`. */
+  receipt?(receipt: { seq: number; status: 'delivered' | 'read'; from: Party }): void
+  /** v2: how many of the other side's messages this participant has not read. */
+  unread?(count: number): void
+  /** v2: the chat ended; it is read-only until it expires. */
+  ended?(ended: { by: Party; reason: string | null }): void
+  /** v2: the chat expires in `secondsLeft` unless someone writes. */
+  expiring?(secondsLeft: number): void
   /** The chat is over; the socket will not reconnect. */
   expired?(): void
-  error?(error: { code: string; message: string }): void
+  error?(error: { code: string; message: string; clientMessageId?: string }): void
   state?(state: ConnectionState, info: { attempt: number; delayMs?: number; code?: number }): void
 }
 
@@ -38,30 +74,61 @@ export interface ChatClientOptions {
   backoff?: Backoff
   /** An agent's token (sent as `?token=`); the agent's name then comes from it. */
   token?: string
+  /** `v2` (default) offers the switchboard.v2 subprotocol; `v1` speaks seed 004 exactly. */
+  protocol?: 'v1' | 'v2'
 }
+
+/** Errors after which retrying the same message cannot help. */
+const FINAL_SEND_ERRORS = new Set(['CHAT_ENDED', 'CHAT_EXPIRED', 'MESSAGE_TOO_LONG', 'IDENTITY_MISMATCH', 'INVALID_FRAME', 'NO_AGENT_YET'])
 
 /**
  * One participant's connection to `/chat/{chatId}`: joins on every
  * (re)connect — with the supportId once known, so the history comes back —
- * and turns frames into callbacks.
+ * and turns frames into callbacks. Over v2 it resumes from the last seq it
+ * saw, and keeps every message it sends until the server acknowledges it,
+ * re-sending it with the same clientMessageId after a reconnect (the server
+ * stores it once).
  */
 export class ChatClient {
   readonly identity: ChatIdentity
   readonly #handlers: ChatHandlers
   readonly #socket: ReconnectingSocket
+  /** Whether to offer v2; whether it is spoken depends on the server's answer (#v2). */
+  readonly #offerV2: boolean
+  /** Highest seq seen: a reconnect resumes after it. */
+  #lastSeq = 0
+  /** Sent (or to send) and not yet acknowledged, in order. */
+  readonly #pending = new Map<string, string>()
+  #counter = 0
+  #joined = false
 
   constructor(opts: ChatClientOptions) {
     this.identity = { ...opts.identity }
     this.#handlers = opts.handlers ?? {}
+    this.#offerV2 = (opts.protocol ?? 'v2') === 'v2'
     this.#socket = new ReconnectingSocket({
       url: withToken(`${toWebSocketUrl(opts.chatServer)}/chat/${this.identity.chatId}`, opts.token),
+      ...(this.#offerV2 ? { protocols: [SUBPROTOCOL_V2] } : {}),
       pong: this.identity.from === 'User' ? PONGS.User : PONGS.Support,
       ...(opts.createSocket ? { createSocket: opts.createSocket } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
       onOpen: () => this.#join(),
       onText: (text) => this.#receive(text),
-      onState: (state, info) => this.#handlers.state?.(state, info),
+      onState: (state, info) => {
+        if (state !== 'open') this.#joined = false
+        this.#handlers.state?.(state, info)
+      },
     })
+  }
+
+  /** True when the server accepted protocol v2 on this connection (an older server may not). */
+  get #v2(): boolean {
+    return this.#offerV2 && this.#socket.protocol === SUBPROTOCOL_V2
+  }
+
+  /** The protocol spoken on the current connection. */
+  get protocol(): 'v1' | 'v2' {
+    return this.#v2 ? 'v2' : 'v1'
   }
 
   get supportId(): string | undefined {
@@ -72,28 +139,69 @@ export class ChatClient {
     return this.#socket.isOpen
   }
 
+  /** Messages sent and not yet acknowledged (v2). */
+  get pendingCount(): number {
+    return this.#pending.size
+  }
+
   connect(): this {
     this.#socket.start()
     return this
   }
 
-  /** Sends a message; false when it could not be sent (not connected, or no agent yet). */
-  send(content: string): boolean {
-    const { userId, supportId, from, supportUserName } = this.identity
-    if (supportId === undefined) return false
-    return this.#socket.send(
-      encodeClient.chatMessage({
-        userId,
-        supportId,
-        content,
-        from,
-        ...(from === 'Support' && supportUserName !== undefined ? { supportUserName } : {}),
-      }),
-    )
+  /**
+   * Sends a message. Over v2 it returns its clientMessageId and the message
+   * is kept until acknowledged, even across a reconnect; over v1 it returns
+   * false when it could not be sent now. Always false before an agent joined.
+   */
+  send(content: string): string | boolean {
+    if (this.identity.supportId === undefined) return false
+    if (!this.#v2) return this.#socket.send(this.#messageFrame(content))
+    const clientMessageId = `${Date.now().toString(36)}-${(++this.#counter).toString(36)}-${Math.random().toString(36).slice(2, 8)}`
+    this.#pending.set(clientMessageId, content)
+    if (this.#joined) this.#socket.send(this.#messageFrame(content, clientMessageId))
+    return clientMessageId
+  }
+
+  /** v2: tells the other side this participant is typing (`start`) or stopped (`stop`). */
+  typing(state: 'start' | 'stop'): boolean {
+    return this.#v2 && this.#joined && this.#socket.send(JSON.stringify({ type: 'Typing', args: { state } }))
+  }
+
+  /** v2: marks the other side's messages up to `seq` as read (and so delivered). */
+  markRead(seq: number): boolean {
+    return this.#v2 && this.#joined && this.#socket.send(JSON.stringify({ type: 'Read', args: { seq } }))
+  }
+
+  /** v2: confirms messages up to `seq` arrived. */
+  markReceived(seq: number): boolean {
+    return this.#v2 && this.#joined && this.#socket.send(JSON.stringify({ type: 'Received', args: { seq } }))
+  }
+
+  /** v2: asks for up to `limit` messages before `beforeSeq` (the answer comes to `page`). */
+  loadMore(beforeSeq: number, limit?: number): boolean {
+    return this.#v2 && this.#joined && this.#socket.send(JSON.stringify({ type: 'LoadMore', args: { beforeSeq, ...(limit ? { limit } : {}) } }))
+  }
+
+  /** v2: ends the chat for both sides; it stays readable until it expires. */
+  endChat(reason?: string): boolean {
+    return this.#v2 && this.#joined && this.#socket.send(JSON.stringify({ type: 'EndChat', args: reason ? { reason } : {} }))
   }
 
   close(): void {
     this.#socket.close()
+  }
+
+  #messageFrame(content: string, clientMessageId?: string): string {
+    const { userId, supportId, from, supportUserName } = this.identity
+    return encodeClient.chatMessage({
+      userId,
+      supportId: supportId!,
+      content,
+      from,
+      ...(from === 'Support' && supportUserName !== undefined ? { supportUserName } : {}),
+      ...(clientMessageId !== undefined ? ({ clientMessageId } as object) : {}),
+    })
   }
 
   #join(): void {
@@ -105,32 +213,77 @@ export class ChatClient {
         from,
         ...(supportId !== undefined ? { supportId } : {}),
         ...(supportUserName !== undefined && from === 'Support' ? { supportUserName } : {}),
+        ...(this.#v2 && supportId !== undefined && this.#lastSeq > 0 ? ({ lastSeq: this.#lastSeq } as object) : {}),
       }),
     )
   }
 
+  /** Once per connection, after the (re-)join: what was sent and not acknowledged goes again, with the same ids. */
+  #joinedNow(): void {
+    if (this.#joined) return
+    this.#joined = true
+    for (const [clientMessageId, content] of this.#pending) this.#socket.send(this.#messageFrame(content, clientMessageId))
+  }
+
+  #seen(seq: number | undefined): void {
+    if (seq !== undefined && seq > this.#lastSeq) this.#lastSeq = seq
+  }
+
   #receive(text: string): void {
-    const frame = parseServerFrame(text)
+    const frame = parseServerFrame(text) as { type: string; args: any } | null
     if (frame === null) return
+    const a = frame.args
     switch (frame.type) {
       case 'UserJoined':
-        this.#handlers.waiting?.(frame.args)
+        this.#joinedNow()
+        this.#handlers.waiting?.(a)
         break
       case 'SupportJoinedUser':
-        this.identity.supportId = frame.args.supportId
-        this.#handlers.agentJoined?.(frame.args)
+        this.identity.supportId = a.supportId
+        this.#handlers.agentJoined?.(a)
+        this.#joinedNow()
         break
-      case 'ChatHistory':
-        this.#handlers.history?.(frame.args.messages, frame.args.user)
+      case 'ChatHistory': {
+        const resumed = this.#v2 && a.fromSeq !== undefined && this.#lastSeq > 0 && a.fromSeq === this.#lastSeq + 1
+        for (const m of a.messages as ReceivedMessage[]) this.#seen(m.seq)
+        this.#handlers.history?.(a.messages, a.user, { resumed, ...(a.fromSeq !== undefined ? { fromSeq: a.fromSeq, hasMore: a.hasMore } : {}) })
+        this.#joinedNow()
         break
+      }
       case 'ChatMessage':
-        this.#handlers.message?.(frame.args)
+        this.#seen(a.seq)
+        if (a.clientMessageId !== undefined) this.#pending.delete(a.clientMessageId)
+        this.#handlers.message?.(a)
+        break
+      case 'ChatHistoryPage':
+        this.#handlers.page?.(a.messages, a.hasMore)
+        break
+      case 'Ack':
+        this.#pending.delete(a.clientMessageId)
+        this.#seen(a.seq)
+        this.#handlers.acked?.(a)
+        break
+      case 'Typing':
+        this.#handlers.typing?.({ from: a.from, state: a.state })
+        break
+      case 'Receipt':
+        this.#handlers.receipt?.({ seq: a.seq, status: a.status, from: a.from })
+        break
+      case 'UnreadCount':
+        this.#handlers.unread?.(a.count)
+        break
+      case 'ChatEnded':
+        this.#handlers.ended?.({ by: a.by, reason: a.reason })
+        break
+      case 'ChatExpiring':
+        this.#handlers.expiring?.(a.secondsLeft)
         break
       case 'ChatExpired':
         this.#handlers.expired?.()
         break
       case 'Error':
-        this.#handlers.error?.(frame.args)
+        if (a.clientMessageId !== undefined && FINAL_SEND_ERRORS.has(a.code)) this.#pending.delete(a.clientMessageId)
+        this.#handlers.error?.(a)
         break
     }
   }

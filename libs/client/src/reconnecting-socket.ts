@@ -3,6 +3,8 @@ import { CloseCodes, PING } from '@switchboard/protocol'
 /** The part of the WebSocket API the client needs: the browser's and ws's both fit. */
 export interface SocketLike {
   readonly readyState: number
+  /** The subprotocol the server selected ('' for none). */
+  readonly protocol?: string
   send(data: string): void
   close(code?: number, reason?: string): void
   onopen: ((ev: unknown) => void) | null
@@ -11,7 +13,8 @@ export interface SocketLike {
   onerror: ((ev: unknown) => void) | null
 }
 
-export type SocketFactory = (url: string) => SocketLike
+/** Makes a socket; `protocols` are the subprotocols to offer (e.g. `switchboard.v2`). */
+export type SocketFactory = (url: string, protocols?: string[]) => SocketLike
 
 export interface Backoff {
   /** First retry delay. @default 250 */
@@ -28,6 +31,8 @@ export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed'
 
 export interface ReconnectingSocketOptions {
   url: string
+  /** Subprotocols to offer on every connect. */
+  protocols?: string[]
   /** What to answer `ping` with: `pong:user` or `pong:support`. */
   pong: string
   createSocket?: SocketFactory
@@ -55,9 +60,9 @@ export function backoffDelay(attempt: number, backoff: Backoff = {}, random: () 
 }
 
 function defaultFactory(): SocketFactory {
-  const WS = (globalThis as { WebSocket?: new (url: string) => SocketLike }).WebSocket
-  if (WS === undefined) throw new Error('No global WebSocket: pass createSocket (e.g. url => new WebSocket(url) from the ws package)')
-  return (url) => new WS(url)
+  const WS = (globalThis as { WebSocket?: new (url: string, protocols?: string[]) => SocketLike }).WebSocket
+  if (WS === undefined) throw new Error('No global WebSocket: pass createSocket (e.g. (url, p) => new WebSocket(url, p) from the ws package)')
+  return (url, protocols) => new WS(url, protocols)
 }
 
 /**
@@ -81,6 +86,11 @@ export class ReconnectingSocket {
     return this.#socket?.readyState === OPEN
   }
 
+  /** The subprotocol the server selected on the current connection ('' for none). */
+  get protocol(): string {
+    return this.#socket?.protocol ?? ''
+  }
+
   start(): void {
     this.#stopped = false
     this.#connect()
@@ -102,7 +112,7 @@ export class ReconnectingSocket {
 
   #connect(): void {
     if (this.#attempt === 0) this.#opts.onState?.('connecting', { attempt: 0 })
-    const socket = this.#create(this.#opts.url)
+    const socket = this.#create(this.#opts.url, this.#opts.protocols)
     this.#socket = socket
     socket.onopen = () => {
       this.#attempt = 0

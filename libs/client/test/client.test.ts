@@ -44,7 +44,7 @@ t.test('registerVisitor returns the ids, and the server error code on a bad name
   t.equal((err as SwitchboardError).status, 400)
 })
 
-t.test('visitor and agent clients: the seed flow, then a dropped connection comes back with the history', async (t) => {
+t.test('v1 (seed 004) visitor and agent clients: the seed flow, then a dropped connection comes back with the history', async (t) => {
   const stack = await startStack(t)
   const chatServer = stack.chatServers[0]!
   const queued = channel<readonly Visitor[]>()
@@ -61,6 +61,7 @@ t.test('visitor and agent clients: the seed flow, then a dropped connection come
     identity: { ...visitor, from: 'User' },
     createSocket,
     backoff: fast,
+    protocol: 'v1',
     handlers: {
       waiting: () => userEvents.push('waiting'),
       agentJoined: () => userEvents.push('agentJoined'),
@@ -85,13 +86,15 @@ t.test('visitor and agent clients: the seed flow, then a dropped connection come
 
   queue.claim(visitor)
   const joined = channel<SupportJoined>()
+  const agentRejoined = channel<boolean>()
   const agentMessages = channel<ChatMessage>()
   const agent = new ChatClient({
     chatServer: chatServer.http,
     identity: { ...visitor, from: 'Support', supportUserName: 'Vika' },
     createSocket,
     backoff: fast,
-    handlers: { agentJoined: (j) => joined.push(j), message: (m) => agentMessages.push(m) },
+    protocol: 'v1',
+    handlers: { agentJoined: (j) => joined.push(j), message: (m) => agentMessages.push(m), history: () => agentRejoined.push(true) },
   }).connect()
   t.teardown(() => agent.close())
   const j = await joined.next()
@@ -111,6 +114,7 @@ t.test('visitor and agent clients: the seed flow, then a dropped connection come
   t.ok(seen.includes('state:reconnecting'), 'the visitor client said it was reconnecting')
   t.same(histories.at(-1)?.map((m) => m.content), ['hello'], 'the history came back')
 
+  t.equal(await agentRejoined.next(), true, 'the agent client re-joined too')
   t.ok(agent.send('welcome back'))
   t.equal(await userEvents.next(), 'message:welcome back', 'the conversation goes on')
 })
@@ -134,4 +138,67 @@ t.test('the queue client reloads the whole queue after a reconnect', async (t) =
   t.same(list, [], 'the list is reset on reconnect')
   list = await queued.next()
   t.same(list.map((v) => v.username), ['A'], 'and loaded again')
+})
+
+t.test('v2: a dropped connection resumes after the last seq, and unacked messages are sent again, stored once', async (t) => {
+  const stack = await startStack(t)
+  const chatServer = stack.chatServers[0]!
+  const createV2: SocketFactory = (url, protocols) => new WebSocket(url, protocols) as unknown as ReturnType<SocketFactory>
+  const visitor = await registerVisitor(chatServer.http, 'Nika')
+  const events = channel<string>()
+  const histories: { seqs: (number | undefined)[]; resumed: boolean }[] = []
+  const user = new ChatClient({
+    chatServer: chatServer.http,
+    identity: { ...visitor, from: 'User' },
+    createSocket: createV2,
+    backoff: fast,
+    handlers: {
+      waiting: () => events.push('waiting'),
+      agentJoined: () => events.push('agentJoined'),
+      acked: (a) => events.push(`ack:${a.seq}`),
+      message: (m) => events.push(`message:${m.seq}:${m.content}`),
+      history: (list, _user, info) => {
+        histories.push({ seqs: list.map((m) => m.seq), resumed: info.resumed })
+        events.push('history')
+      },
+    },
+  }).connect()
+  t.teardown(() => user.close())
+  t.equal(await events.next(), 'waiting')
+  t.equal(user.protocol, 'v2', 'the server accepted v2')
+
+  const agent = await stack.socket(`${chatServer.ws}/chat/${visitor.chatId}`, 'pong:support')
+  agent.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', supportUserName: 'Vika', from: 'Support' } })
+  const { supportId } = (await agent.nextOfType('SupportJoinedUser')).json.args
+  t.equal(await events.next(), 'agentJoined')
+
+  user.send('one')
+  const first = [await events.next(), await events.next()].sort()
+  t.same(first, ['ack:1', 'message:1:one'], 'stored as seq 1, acked and echoed')
+
+  // The visitor's connection drops; the agent writes meanwhile; the visitor writes while offline.
+  for (const socket of chatServer.app.websocketServer.clients) if (socket.protocol === 'switchboard.v2') socket.terminate()
+  agent.send({ type: 'ChatMessage', args: { userId: visitor.userId, supportId, content: 'two', from: 'Support' } })
+  await agent.next((m) => m.json?.args?.content === 'two')
+  const id = user.send('three')
+  t.type(id, 'string', 'a message sent while offline gets its clientMessageId')
+  t.equal(user.pendingCount, 1, 'and waits for an ack')
+
+  const after: string[] = []
+  while (after.length < 3) {
+    after.push(await events.next())
+  }
+  t.equal(after[0], 'history', 'the re-join comes first')
+  t.same(histories.at(-1), { seqs: [2], resumed: true }, 'the catch-up has only what was missed (no gap, no duplicate)')
+  t.same(after.slice(1).sort(), ['ack:3', 'message:3:three'], 'then the offline message is stored, acked and echoed')
+  t.equal(user.pendingCount, 0)
+
+  const check = await stack.socket(`${chatServer.ws}/chat/${visitor.chatId}`, 'pong:support')
+  check.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', supportUserName: 'Vika', from: 'Support', supportId } })
+  const history = await check.nextOfType('ChatHistory')
+  t.same(
+    history.json.args.messages.map((m: { content: string }) => m.content),
+    ['one', 'two', 'three'],
+    'each message stored exactly once, in order',
+  )
 })
