@@ -1,2 +1,3 @@
 export * from './dom.js'
 export * from './settings.js'
+export * from './conversation.js'

@@ -203,3 +203,66 @@ t.test('without a token link, the console asks for a token and refuses a bad one
   await agent.getByText('Signed in as Vika').waitFor()
   t.equal(await agent.getByLabel('Agent token').count(), 0, 'the token is kept across a refresh')
 })
+
+t.test('protocol v2 in the pages: typing, read ticks, unread badges, ending a chat', async (t) => {
+  const stack = await startStack(t, { env: { AGENT_AUTH: 'on' } })
+  const chat = stack.chatServers[0]!
+  const sub = stack.subscribers[0]!
+  const browser = await launchChromium(t)
+  const page = async () => {
+    const context = await browser.newContext()
+    t.teardown(() => context.close())
+    return context.newPage()
+  }
+  const startVisitor = async (name: string) => {
+    const visitor = await page()
+    await visitor.goto(`${chat.http}/`)
+    await visitor.getByLabel('Name').fill(name)
+    await visitor.getByRole('button', { name: 'Start chat' }).click()
+    await visitor.getByText('Waiting for an agent…').waitFor()
+    return visitor
+  }
+  const nika = await startVisitor('Nika')
+  const dodo = await startVisitor('Dodo')
+  const agent = await page()
+  await agent.goto(`${sub.http}/?chatServer=${encodeURIComponent(chat.http)}&token=${await stack.agentToken('Vika')}`)
+  await agent.getByRole('button', { name: 'Claim Nika' }).click()
+  await nika.getByRole('heading', { name: 'Chatting with Vika' }).waitFor()
+  await agent.getByRole('button', { name: 'Claim Dodo' }).click()
+  await dodo.getByRole('heading', { name: 'Chatting with Vika' }).waitFor()
+
+  // Typing shows on the other side.
+  await agent.getByRole('tab', { name: 'Nika' }).click()
+  await agent.getByRole('tabpanel', { name: 'Chat with Nika' }).getByLabel('Message').pressSequentially('Hel')
+  await nika.getByText('Vika is typing…').waitFor()
+
+  // Nika writes; Vika has the chat open, so it is read and Nika's tick says so.
+  await nika.getByLabel('Message').fill('Is anyone there?')
+  await nika.getByLabel('Message').press('Enter')
+  await agent.getByRole('tabpanel', { name: 'Chat with Nika' }).getByText('Is anyone there?').waitFor()
+  await nika.locator('.msg--mine .ticks[aria-label="Read"]').waitFor()
+  t.equal(await nika.locator('.msg--mine .ticks').getAttribute('aria-label'), 'Read', 'the visitor sees their message read')
+
+  // Dodo writes into the chat Vika is not looking at: an unread badge, gone once she opens it.
+  await dodo.getByLabel('Message').fill('Hello?')
+  await dodo.getByLabel('Message').press('Enter')
+  await agent.getByRole('tab', { name: /Dodo.*1 unread/ }).waitFor()
+  await dodo.locator('.msg--mine .ticks[aria-label="Delivered"]').waitFor()
+  await agent.getByRole('tab', { name: /Dodo/ }).click()
+  await agent.getByRole('tab', { name: /1 unread/ }).waitFor({ state: 'detached' })
+  await dodo.locator('.msg--mine .ticks[aria-label="Read"]').waitFor()
+  t.equal(await agent.locator('.badge').count(), 0, 'no unread badge once read')
+
+  // Nika ends the chat: both pages say so; the agent can no longer write into it.
+  await nika.getByRole('button', { name: 'End chat' }).click()
+  await nika.getByText('You ended this chat.').waitFor()
+  await agent.getByRole('tab', { name: 'Nika (ended)' }).click()
+  await agent.getByText('Nika ended this chat.').waitFor()
+  t.ok(await agent.getByRole('tabpanel', { name: 'Chat with Nika' }).getByLabel('Message').isDisabled(), 'the ended chat is read-only')
+  await nika.getByRole('button', { name: 'Start a new chat' }).waitFor()
+
+  // After a refresh the ticks are still right.
+  await dodo.reload()
+  await dodo.locator('.msg--mine .ticks[aria-label="Read"]').waitFor()
+  t.equal(await dodo.locator('.msg--mine .ticks').getAttribute('aria-label'), 'Read', 'read state survives a refresh')
+})

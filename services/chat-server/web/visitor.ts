@@ -1,6 +1,6 @@
 import { ChatClient, registerVisitor, SwitchboardError, type ConnectionState } from '@switchboard/client'
-import type { ChatMessage, Visitor } from '@switchboard/protocol'
-import { field, h, messageItem, setting, stored } from '@switchboard/ui'
+import type { Visitor } from '@switchboard/protocol'
+import { ConversationView, field, h, setting, stored, typingNotifier } from '@switchboard/ui'
 
 /** What survives a page refresh (sessionStorage): enough to re-join and get the history back. */
 interface VisitorSession {
@@ -64,9 +64,17 @@ function connect(session: VisitorSession): void {
   const connection = h('p', { class: 'banner banner--warn', attrs: { role: 'status', hidden: '' } })
   const status = h('div', { class: 'status', attrs: { role: 'status' } }, h('span', { class: 'dot' }), h('span', { text: 'Connecting…' }))
   const title = h('h1', { text: 'Chat with support' })
-  const messages = h('ol', { class: 'messages', attrs: { 'aria-label': 'Conversation', 'aria-live': 'polite' } })
+  const conversation = new ConversationView('Conversation', 'User', () => ({ mine: 'You', theirs: session.agentName ?? 'Agent' }))
+  const notice = h('p', { class: 'banner banner--warn', attrs: { role: 'status', hidden: '' } })
   const message = field('Message', { placeholder: 'Type a message', maxlength: '4000' })
   const send = h('button', { text: 'Send', attrs: { type: 'submit' } })
+  const end = h('button', {
+    class: 'secondary',
+    text: 'End chat',
+    attrs: { type: 'button' },
+    on: { click: () => client?.endChat() },
+  })
+  let stopTyping = () => {}
   const composer = h(
     'form',
     {
@@ -76,14 +84,19 @@ function connect(session: VisitorSession): void {
           const text = message.input.value
           if (!text.trim() || !client) return
           // The message appears when the server echoes it, i.e. once it is stored.
-          if (client.send(text)) message.input.value = ''
+          if (client.send(text)) {
+            message.input.value = ''
+            stopTyping()
+          }
         },
       },
     },
     h('div', { class: 'row' }, message.wrapper, send),
   )
   composer.hidden = true
-  show(title, connection, status, messages, composer)
+  end.hidden = true
+  show(title, connection, notice, status, conversation.list, conversation.typingLine, composer, h('p', {}, end))
+  stopTyping = typingNotifier(message.input, (state) => client?.typing(state))
 
   const setStatus = (text: string, busy: boolean) => {
     status.replaceChildren(...(busy ? [h('span', { class: 'dot' })] : []), h('span', { text }))
@@ -92,11 +105,26 @@ function connect(session: VisitorSession): void {
     title.textContent = `Chatting with ${agentName}`
     setStatus(`${agentName} joined the chat`, false)
     composer.hidden = false
+    end.hidden = false
   }
-  const render = (m: ChatMessage) => {
-    const mine = m.from === 'User'
-    messages.append(messageItem(mine ? 'You' : (session.agentName ?? 'Agent'), m.timestamp, m.content, mine))
-    messages.scrollTop = messages.scrollHeight
+  // What the visitor can see counts as read; what arrives in a hidden tab only as received.
+  const acknowledge = () => {
+    const seq = conversation.lastTheirSeq
+    if (seq === 0 || !client) return
+    if (document.visibilityState === 'visible') client.markRead(seq)
+    else client.markReceived(seq)
+  }
+  document.addEventListener('visibilitychange', acknowledge)
+  const ended = (by: string, reason: string | null) => {
+    notice.textContent = `${by === 'User' ? 'You' : (session.agentName ?? 'The agent')} ended this chat${reason ? `: ${reason}` : '.'}`
+    notice.dataset.kind = 'ended'
+    notice.hidden = false
+    composer.hidden = true
+    end.hidden = true
+    conversation.typing('stop')
+    status.replaceChildren(
+      h('button', { text: 'Start a new chat', attrs: { type: 'button' }, on: { click: () => startOver() } }),
+    )
   }
   const onState = (state: ConnectionState, info: { delayMs?: number }) => {
     if (state === 'reconnecting') {
@@ -125,12 +153,32 @@ function connect(session: VisitorSession): void {
         stored.set(SESSION_KEY, session)
         chatting(joined.supportUserName)
       },
-      history: (list) => {
+      history: (list, _user, info) => {
         chatting(session.agentName ?? 'your agent')
-        messages.replaceChildren()
-        list.forEach(render)
+        if (info.resumed) list.forEach((m) => conversation.add(m))
+        else conversation.reset(list)
+        acknowledge()
       },
-      message: render,
+      message: (m) => {
+        // Any message keeps the chat alive: a warning about it closing no longer holds.
+        if (notice.dataset.kind === 'expiring') notice.hidden = true
+        conversation.add(m)
+        if (m.from === 'Support') {
+          conversation.typing('stop')
+          acknowledge()
+        }
+      },
+      receipt: (r) => conversation.receipt(r.seq, r.status),
+      typing: (tp) => conversation.typing(tp.state),
+      unread: (count) => {
+        document.title = count > 0 ? `(${count}) Chat with support` : 'Chat with support'
+      },
+      ended: (e) => ended(e.by, e.reason),
+      expiring: (seconds) => {
+        notice.textContent = `This chat will close in ${seconds} s unless someone writes.`
+        notice.dataset.kind = 'expiring'
+        notice.hidden = false
+      },
       expired: () => expiredView(),
       error: (error) => {
         connection.hidden = false
@@ -138,6 +186,15 @@ function connect(session: VisitorSession): void {
       },
     },
   }).connect()
+}
+
+/** Leaves the current chat for good and shows the start form. */
+function startOver(): void {
+  client?.close()
+  client = undefined
+  stored.remove(SESSION_KEY)
+  document.title = 'Chat with support'
+  startView()
 }
 
 function expiredView(): void {

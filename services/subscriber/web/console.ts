@@ -1,15 +1,18 @@
 import { ChatClient, QueueClient, type ConnectionState } from '@switchboard/client'
-import type { ChatMessage, Visitor } from '@switchboard/protocol'
-import { duration, field, h, messageItem, setting, stored } from '@switchboard/ui'
+import type { Visitor } from '@switchboard/protocol'
+import { ConversationView, duration, field, h, setting, stored, typingNotifier } from '@switchboard/ui'
 
 /** A chat this agent holds; what survives a refresh is `visitor`, `supportId`, `expired`. */
 interface HeldChat {
   visitor: Visitor
   supportId?: string
   expired?: boolean
+  ended?: boolean
   client?: ChatClient
   panel?: HTMLElement
-  messages?: HTMLOListElement
+  conversation?: ConversationView
+  /** The visitor's messages this agent has not read (from UnreadCount). */
+  unread?: number
 }
 
 const NAME_KEY = 'switchboard.agent.name'
@@ -216,7 +219,7 @@ function claim(visitor: Visitor): void {
 function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void {
   const held: HeldChat = { visitor, ...(supportId ? { supportId } : {}), ...(expired ? { expired } : {}) }
   chats.set(visitor.chatId, held)
-  const messages = h('ol', { class: 'messages', attrs: { 'aria-label': `Conversation with ${visitor.username}`, 'aria-live': 'polite' } })
+  const conversation = new ConversationView(`Conversation with ${visitor.username}`, 'Support', () => ({ mine: 'You', theirs: visitor.username }))
   const message = field('Message', { placeholder: `Message ${visitor.username}`, maxlength: '4000' })
   const send = h('button', { text: 'Send', attrs: { type: 'submit' } })
   const banner = h('p', { class: 'banner banner--warn', attrs: { role: 'status', hidden: '' } })
@@ -227,12 +230,21 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
         submit: (ev) => {
           ev.preventDefault()
           const text = message.input.value
-          if (text.trim() && held.client?.send(text)) message.input.value = ''
+          if (text.trim() && held.client?.send(text)) {
+            message.input.value = ''
+            stopTyping()
+          }
         },
       },
     },
     h('div', { class: 'row' }, message.wrapper, send),
   )
+  const endButton = h('button', {
+    class: 'secondary',
+    text: 'End chat',
+    attrs: { type: 'button' },
+    on: { click: () => held.client?.endChat() },
+  })
   const closeButton = h('button', {
     class: 'secondary',
     text: 'Close chat',
@@ -242,17 +254,30 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
   held.panel = h(
     'div',
     { attrs: { role: 'tabpanel', 'aria-label': `Chat with ${visitor.username}`, 'data-chat-id': visitor.chatId } },
-    h('div', { class: 'row', attrs: { style: 'justify-content:space-between;align-items:center;margin-bottom:8px' } }, h('h2', { text: `Chat with ${visitor.username}` }), closeButton),
+    h(
+      'div',
+      { class: 'row', attrs: { style: 'justify-content:space-between;align-items:center;margin-bottom:8px' } },
+      h('h2', { text: `Chat with ${visitor.username}` }),
+      h('div', { class: 'row' }, endButton, closeButton),
+    ),
     banner,
-    messages,
+    conversation.list,
+    conversation.typingLine,
     composer,
   )
-  held.messages = messages
+  held.conversation = conversation
   panels.append(held.panel)
-  const render = (m: ChatMessage) => {
-    const mine = m.from === 'Support'
-    messages.append(messageItem(mine ? 'You' : visitor.username, m.timestamp, m.content, mine))
-    messages.scrollTop = messages.scrollHeight
+  const stopTyping = typingNotifier(message.input, (state) => held.client?.typing(state))
+  const markEnded = (by: string, reason: string | null) => {
+    held.ended = true
+    banner.textContent = `${by === 'Support' ? 'You' : visitor.username} ended this chat${reason ? `: ${reason}` : '.'}`
+    banner.hidden = false
+    message.input.disabled = true
+    send.disabled = true
+    endButton.hidden = true
+    conversation.typing('stop')
+    persist()
+    renderTabs()
   }
   const markExpired = () => {
     held.expired = true
@@ -261,6 +286,7 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
     banner.hidden = false
     message.input.disabled = true
     send.disabled = true
+    endButton.hidden = true
     persist()
     renderTabs()
   }
@@ -284,11 +310,29 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
         held.supportId = joined.supportId
         persist()
       },
-      history: (list) => {
-        messages.replaceChildren()
-        list.forEach(render)
+      history: (list, _user, info) => {
+        if (info.resumed) list.forEach((m) => conversation.add(m))
+        else conversation.reset(list)
+        acknowledge(held)
       },
-      message: render,
+      message: (m) => {
+        conversation.add(m)
+        if (m.from === 'User') {
+          conversation.typing('stop')
+          acknowledge(held)
+        }
+      },
+      receipt: (r) => conversation.receipt(r.seq, r.status),
+      typing: (tp) => conversation.typing(tp.state),
+      unread: (count) => {
+        held.unread = count
+        renderTabs()
+      },
+      ended: (e) => markEnded(e.by, e.reason),
+      expiring: (seconds) => {
+        banner.textContent = `This chat will close in ${seconds} s unless someone writes.`
+        banner.hidden = false
+      },
       expired: markExpired,
       error: (error) => {
         if (error.code === 'ALREADY_CLAIMED' && held.supportId === undefined) {
@@ -315,22 +359,41 @@ function dropChat(chatId: string): void {
   renderTabs()
 }
 
+/** The selected chat, while the console is visible, is read; others only received. */
+function acknowledge(held: HeldChat): void {
+  const seq = held.conversation?.lastTheirSeq ?? 0
+  if (seq === 0 || !held.client) return
+  if (held.visitor.chatId === selected && document.visibilityState === 'visible') held.client.markRead(seq)
+  else held.client.markReceived(seq)
+}
+
+document.addEventListener('visibilitychange', () => {
+  const held = selected === undefined ? undefined : chats.get(selected)
+  if (held) acknowledge(held)
+})
+
 function select(chatId: string): void {
   selected = chatId
   renderTabs()
+  const held = chats.get(chatId)
+  if (held) acknowledge(held)
 }
 
 function renderTabs(): void {
   if (selected === undefined || !chats.has(selected)) selected = chats.keys().next().value
   noChats.hidden = chats.size > 0
   tabs.replaceChildren(
-    ...[...chats.values()].map(({ visitor, expired }) =>
-      h('button', {
-        class: expired ? 'expired' : '',
-        text: expired ? `${visitor.username} (expired)` : visitor.username,
-        attrs: { type: 'button', role: 'tab', 'aria-selected': String(visitor.chatId === selected) },
-        on: { click: () => select(visitor.chatId) },
-      }),
+    ...[...chats.values()].map(({ visitor, expired, ended, unread }) =>
+      h(
+        'button',
+        {
+          class: expired || ended ? 'expired' : '',
+          text: expired ? `${visitor.username} (expired)` : ended ? `${visitor.username} (ended)` : visitor.username,
+          attrs: { type: 'button', role: 'tab', 'aria-selected': String(visitor.chatId === selected) },
+          on: { click: () => select(visitor.chatId) },
+        },
+        unread ? h('span', { class: 'badge', text: String(unread), attrs: { 'aria-label': `${unread} unread` } }) : null,
+      ),
     ),
   )
   for (const held of chats.values()) if (held.panel) held.panel.hidden = held.visitor.chatId !== selected

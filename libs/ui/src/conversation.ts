@@ -1,0 +1,104 @@
+import type { Party } from '@switchboard/protocol'
+import type { ReceivedMessage } from '@switchboard/client'
+import { h, messageItem } from './dom.js'
+
+const TICKS = { sent: ['✓', 'Sent'], delivered: ['✓✓', 'Delivered'], read: ['✓✓', 'Read'] } as const
+type Status = keyof typeof TICKS
+
+/**
+ * One conversation on screen, for either page: messages in seq order, each
+ * shown once (a resumed history or a late echo never doubles one), ticks on
+ * one's own messages from the other side's receipts, and a typing line.
+ */
+export class ConversationView {
+  readonly list: HTMLOListElement
+  readonly typingLine: HTMLElement
+  readonly #shown = new Set<string>()
+  readonly #mine = new Map<number, HTMLElement>()
+  #delivered = 0
+  #read = 0
+  /** Highest seq of the other side's messages on screen: what a Read should cover. */
+  lastTheirSeq = 0
+
+  constructor(
+    label: string,
+    private readonly me: Party,
+    private readonly names: () => { mine: string; theirs: string },
+  ) {
+    this.list = h('ol', { class: 'messages', attrs: { 'aria-label': label, 'aria-live': 'polite' } })
+    this.typingLine = h('p', { class: 'muted typing', attrs: { 'aria-live': 'polite' } })
+  }
+
+  /** Replaces everything shown (a full history). */
+  reset(messages: readonly ReceivedMessage[]): void {
+    this.list.replaceChildren()
+    this.#shown.clear()
+    this.#mine.clear()
+    this.lastTheirSeq = 0
+    for (const m of messages) this.add(m)
+  }
+
+  add(m: ReceivedMessage): void {
+    // seq when the server speaks v2; otherwise the stored fields identify a message.
+    const key = m.seq !== undefined ? `#${m.seq}` : `${m.timestamp}|${m.from}|${m.content}`
+    if (this.#shown.has(key)) return
+    this.#shown.add(key)
+    const mine = m.from === this.me
+    const names = this.names()
+    const item = messageItem(mine ? 'You' : names.theirs, m.timestamp, m.content, mine)
+    if (mine && m.seq !== undefined) {
+      const ticks = h('span', { class: 'ticks' })
+      item.querySelector('.msg__meta')?.append(' ', ticks)
+      this.#mine.set(m.seq, ticks)
+      this.#paint(m.seq, ticks)
+    }
+    if (!mine && m.seq !== undefined && m.seq > this.lastTheirSeq) this.lastTheirSeq = m.seq
+    this.list.append(item)
+    this.list.scrollTop = this.list.scrollHeight
+  }
+
+  /** The other side received / read up to `seq`. */
+  receipt(seq: number, status: 'delivered' | 'read'): void {
+    if (status === 'read') this.#read = Math.max(this.#read, seq)
+    this.#delivered = Math.max(this.#delivered, seq)
+    for (const [s, ticks] of this.#mine) this.#paint(s, ticks)
+  }
+
+  typing(state: 'start' | 'stop'): void {
+    this.typingLine.textContent = state === 'start' ? `${this.names().theirs} is typing…` : ''
+  }
+
+  #paint(seq: number, ticks: HTMLElement): void {
+    const status: Status = seq <= this.#read ? 'read' : seq <= this.#delivered ? 'delivered' : 'sent'
+    const [mark, label] = TICKS[status]
+    ticks.textContent = mark
+    ticks.className = `ticks ticks--${status}`
+    ticks.setAttribute('aria-label', label)
+    ticks.title = label
+  }
+}
+
+/**
+ * Sends Typing while the field is being typed into: a start at the first key
+ * (again every few seconds while it goes on), a stop after a pause.
+ */
+export function typingNotifier(input: HTMLInputElement, send: (state: 'start' | 'stop') => void, pauseMs = 2000): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let lastStart = 0
+  const stop = () => {
+    if (timer === undefined) return
+    clearTimeout(timer)
+    timer = undefined
+    send('stop')
+  }
+  input.addEventListener('input', () => {
+    const now = Date.now()
+    if (timer === undefined || now - lastStart > pauseMs) {
+      lastStart = now
+      send('start')
+    }
+    if (timer !== undefined) clearTimeout(timer)
+    timer = setTimeout(stop, pauseMs)
+  })
+  return stop
+}
