@@ -132,3 +132,28 @@ export class TestSocket {
     return this.closed
   }
 }
+
+/** How a WebSocket handshake ended: upgraded (and closed at once), or the HTTP answer with its JSON body. */
+export type HandshakeOutcome = { upgraded: true } | { upgraded: false; status: number; body: any }
+
+/** Attempts a WebSocket handshake: either it upgrades (closed at once) or the HTTP answer, body parsed. */
+export function handshake(url: string, headers: Record<string, string> = {}): Promise<HandshakeOutcome> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers })
+    ws.on('error', () => {})
+    ws.once('open', () => {
+      ws.close()
+      resolve({ upgraded: true })
+    })
+    ws.once('unexpected-response', (req, res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (text += chunk))
+      res.on('end', () => {
+        req.destroy()
+        resolve({ upgraded: false, status: res.statusCode ?? 0, body: JSON.parse(text) })
+      })
+      res.on('error', reject)
+    })
+  })
+}

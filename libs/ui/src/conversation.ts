@@ -1,6 +1,6 @@
 import type { Party } from '@switchboard/protocol'
 import type { ReceivedMessage } from '@switchboard/client'
-import { h, messageItem } from './dom.js'
+import { field, h, messageItem } from './dom.js'
 
 const TICKS = { sent: ['✓', 'Sent'], delivered: ['✓✓', 'Delivered'], read: ['✓✓', 'Read'] } as const
 type Status = keyof typeof TICKS
@@ -101,4 +101,47 @@ export function typingNotifier(input: HTMLInputElement, send: (state: 'start' | 
     timer = setTimeout(stop, pauseMs)
   })
   return stop
+}
+
+export interface Composer {
+  form: HTMLFormElement
+  input: HTMLInputElement
+  send: HTMLButtonElement
+  /** Disables writing for good (an ended or expired chat). */
+  disable(): void
+}
+
+/**
+ * The "Message" field and "Send" button (Enter sends), telling the other side
+ * while one types. `onSend` returns whether the text went out; the field is
+ * cleared only then. The message shows when the server echoes it, once stored.
+ */
+export function composer(placeholder: string, client: () => { send(text: string): unknown; typing(state: 'start' | 'stop'): unknown } | undefined): Composer {
+  const message = field('Message', { placeholder, maxlength: '4000' })
+  const send = h('button', { text: 'Send', attrs: { type: 'submit' } })
+  const stopTyping = typingNotifier(message.input, (state) => client()?.typing(state))
+  const form = h(
+    'form',
+    {
+      on: {
+        submit: (ev) => {
+          ev.preventDefault()
+          const text = message.input.value
+          if (!text.trim() || !client()?.send(text)) return
+          message.input.value = ''
+          stopTyping()
+        },
+      },
+    },
+    h('div', { class: 'row' }, message.wrapper, send),
+  )
+  return {
+    form,
+    input: message.input,
+    send,
+    disable() {
+      message.input.disabled = true
+      send.disabled = true
+    },
+  }
 }

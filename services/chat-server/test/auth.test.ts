@@ -2,35 +2,14 @@ import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
 import { Errors, type ErrorCode } from '@switchboard/protocol'
 import { randomSecret, signAgentToken } from '@switchboard/server-kit'
-import { startStack, type Stack, type TestSocket } from '@switchboard/testing'
+import { startStack, type Stack, type TestSocket, handshake, type HandshakeOutcome } from '@switchboard/testing'
 
 type Visitor = { userId: string; username: string; chatId: string }
-type Outcome = { upgraded: true } | { upgraded: false; status: number; body: any }
+type Outcome = HandshakeOutcome
 
 const HEX32 = /^[0-9a-f]{32}$/
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
 
-/** Attempts a WebSocket handshake: either it upgrades (closed at once) or the HTTP answer, body parsed. */
-function handshake(url: string, headers: Record<string, string> = {}): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers })
-    ws.on('error', () => {})
-    ws.once('open', () => {
-      ws.close()
-      resolve({ upgraded: true })
-    })
-    ws.once('unexpected-response', (req, res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => (text += chunk))
-      res.on('end', () => {
-        req.destroy()
-        resolve({ upgraded: false, status: res.statusCode ?? 0, body: JSON.parse(text) })
-      })
-      res.on('error', reject)
-    })
-  })
-}
 
 const userJoin = (v: Visitor, extra: Record<string, unknown> = {}) => ({ type: 'Join', args: { userId: v.userId, username: v.username, from: 'User', ...extra } })
 const agentJoin = (v: Visitor, extra: Record<string, unknown> = {}) => ({

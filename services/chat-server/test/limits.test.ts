@@ -5,32 +5,11 @@ import { once } from 'node:events'
 import { pbkdf2, randomBytes } from 'node:crypto'
 import { WebSocket } from 'ws'
 import { Errors } from '@switchboard/protocol'
-import { startStack, type Stack, type TestSocket } from '@switchboard/testing'
+import { startStack, type Stack, type TestSocket, handshake, type HandshakeOutcome } from '@switchboard/testing'
 
 type Visitor = { userId: string; username: string; chatId: string }
-type Outcome = { upgraded: true } | { upgraded: false; status: number; body: any }
+type Outcome = HandshakeOutcome
 
-/** Attempts a WebSocket handshake: either it upgrades (closed at once) or the HTTP answer, body parsed. */
-function handshake(url: string, headers: Record<string, string> = {}): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers })
-    ws.on('error', () => {})
-    ws.once('open', () => {
-      ws.close()
-      resolve({ upgraded: true })
-    })
-    ws.once('unexpected-response', (req, res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => (text += chunk))
-      res.on('end', () => {
-        req.destroy()
-        resolve({ upgraded: false, status: res.statusCode ?? 0, body: JSON.parse(text) })
-      })
-      res.on('error', reject)
-    })
-  })
-}
 
 const TOO_MANY = {
   upgraded: false,

@@ -2,31 +2,10 @@ import t, { type Test } from 'tap'
 import type { Duplex } from 'node:stream'
 import { WebSocket } from 'ws'
 import { Errors } from '@switchboard/protocol'
-import { startStack, TestSocket, type Stack } from '@switchboard/testing'
+import { startStack, TestSocket, type Stack, handshake, type HandshakeOutcome } from '@switchboard/testing'
 
-type Outcome = { upgraded: true } | { upgraded: false; status: number; body: any }
+type Outcome = HandshakeOutcome
 
-/** Attempts a WebSocket handshake: either it upgrades (closed at once) or the HTTP answer, body parsed. */
-function handshake(url: string, headers: Record<string, string> = {}): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers })
-    ws.on('error', () => {})
-    ws.once('open', () => {
-      ws.close()
-      resolve({ upgraded: true })
-    })
-    ws.once('unexpected-response', (req, res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => (text += chunk))
-      res.on('end', () => {
-        req.destroy()
-        resolve({ upgraded: false, status: res.statusCode ?? 0, body: JSON.parse(text) })
-      })
-      res.on('error', reject)
-    })
-  })
-}
 
 /**
  * The server side of every upgrade request, on every instance of the stack.

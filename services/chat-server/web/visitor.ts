@@ -1,6 +1,6 @@
 import { ChatClient, registerVisitor, SwitchboardError, type ConnectionState } from '@switchboard/client'
 import type { Visitor } from '@switchboard/protocol'
-import { ConversationView, field, h, setting, stored, typingNotifier } from '@switchboard/ui'
+import { ConversationView, composer, field, h, setting, stored } from '@switchboard/ui'
 
 /** What survives a page refresh (sessionStorage): enough to re-join and get the history back. */
 interface VisitorSession {
@@ -66,37 +66,16 @@ function connect(session: VisitorSession): void {
   const title = h('h1', { text: 'Chat with support' })
   const conversation = new ConversationView('Conversation', 'User', () => ({ mine: 'You', theirs: session.agentName ?? 'Agent' }))
   const notice = h('p', { class: 'banner banner--warn', attrs: { role: 'status', hidden: '' } })
-  const message = field('Message', { placeholder: 'Type a message', maxlength: '4000' })
-  const send = h('button', { text: 'Send', attrs: { type: 'submit' } })
+  const writer = composer('Type a message', () => client)
   const end = h('button', {
     class: 'secondary',
     text: 'End chat',
     attrs: { type: 'button' },
     on: { click: () => client?.endChat() },
   })
-  let stopTyping = () => {}
-  const composer = h(
-    'form',
-    {
-      on: {
-        submit: (ev) => {
-          ev.preventDefault()
-          const text = message.input.value
-          if (!text.trim() || !client) return
-          // The message appears when the server echoes it, i.e. once it is stored.
-          if (client.send(text)) {
-            message.input.value = ''
-            stopTyping()
-          }
-        },
-      },
-    },
-    h('div', { class: 'row' }, message.wrapper, send),
-  )
-  composer.hidden = true
+  writer.form.hidden = true
   end.hidden = true
-  show(title, connection, notice, status, conversation.list, conversation.typingLine, composer, h('p', {}, end))
-  stopTyping = typingNotifier(message.input, (state) => client?.typing(state))
+  show(title, connection, notice, status, conversation.list, conversation.typingLine, writer.form, h('p', {}, end))
 
   const setStatus = (text: string, busy: boolean) => {
     status.replaceChildren(...(busy ? [h('span', { class: 'dot' })] : []), h('span', { text }))
@@ -104,7 +83,7 @@ function connect(session: VisitorSession): void {
   const chatting = (agentName: string) => {
     title.textContent = `Chatting with ${agentName}`
     setStatus(`${agentName} joined the chat`, false)
-    composer.hidden = false
+    writer.form.hidden = false
     end.hidden = false
   }
   // What the visitor can see counts as read; what arrives in a hidden tab only as received.
@@ -119,7 +98,7 @@ function connect(session: VisitorSession): void {
     notice.textContent = `${by === 'User' ? 'You' : (session.agentName ?? 'The agent')} ended this chat${reason ? `: ${reason}` : '.'}`
     notice.dataset.kind = 'ended'
     notice.hidden = false
-    composer.hidden = true
+    writer.form.hidden = true
     end.hidden = true
     conversation.typing('stop')
     status.replaceChildren(

@@ -1,6 +1,6 @@
 import { ChatClient, QueueClient, type ConnectionState } from '@switchboard/client'
 import type { Visitor } from '@switchboard/protocol'
-import { ConversationView, duration, field, h, setting, stored, typingNotifier } from '@switchboard/ui'
+import { ConversationView, composer, duration, field, h, setting, stored } from '@switchboard/ui'
 
 /** A chat this agent holds; what survives a refresh is `visitor`, `supportId`, `expired`. */
 interface HeldChat {
@@ -220,25 +220,8 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
   const held: HeldChat = { visitor, ...(supportId ? { supportId } : {}), ...(expired ? { expired } : {}) }
   chats.set(visitor.chatId, held)
   const conversation = new ConversationView(`Conversation with ${visitor.username}`, 'Support', () => ({ mine: 'You', theirs: visitor.username }))
-  const message = field('Message', { placeholder: `Message ${visitor.username}`, maxlength: '4000' })
-  const send = h('button', { text: 'Send', attrs: { type: 'submit' } })
+  const writer = composer(`Message ${visitor.username}`, () => held.client)
   const banner = h('p', { class: 'banner banner--warn', attrs: { role: 'status', hidden: '' } })
-  const composer = h(
-    'form',
-    {
-      on: {
-        submit: (ev) => {
-          ev.preventDefault()
-          const text = message.input.value
-          if (text.trim() && held.client?.send(text)) {
-            message.input.value = ''
-            stopTyping()
-          }
-        },
-      },
-    },
-    h('div', { class: 'row' }, message.wrapper, send),
-  )
   const endButton = h('button', {
     class: 'secondary',
     text: 'End chat',
@@ -263,17 +246,15 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
     banner,
     conversation.list,
     conversation.typingLine,
-    composer,
+    writer.form,
   )
   held.conversation = conversation
   panels.append(held.panel)
-  const stopTyping = typingNotifier(message.input, (state) => held.client?.typing(state))
   const markEnded = (by: string, reason: string | null) => {
     held.ended = true
     banner.textContent = `${by === 'Support' ? 'You' : visitor.username} ended this chat${reason ? `: ${reason}` : '.'}`
     banner.hidden = false
-    message.input.disabled = true
-    send.disabled = true
+    writer.disable()
     endButton.hidden = true
     conversation.typing('stop')
     persist()
@@ -284,8 +265,7 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
     held.client?.close()
     banner.textContent = 'This chat has expired.'
     banner.hidden = false
-    message.input.disabled = true
-    send.disabled = true
+    writer.disable()
     endButton.hidden = true
     persist()
     renderTabs()
