@@ -297,7 +297,9 @@ export async function readState(redis: Redis, chatId: string): Promise<ReadState
 }
 
 /** Ends a chat: read-only from now on (CHAT_ENDED), history kept until it expires; v2 sockets get ChatEnded. */
-export async function endChat(redis: Redis, chatId: string, by: Party, reason: string | null): Promise<boolean> {
+export async function endChat(redis: Redis, chatId: string, by: Party, givenReason: string | null): Promise<boolean> {
+  // No reason and an empty one are the same: null, live and after a refresh.
+  const reason = givenReason || null
   const result = await runScript(
     redis,
     'sbEndChat',

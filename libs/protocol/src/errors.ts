@@ -43,7 +43,7 @@ export const Errors = {
   ALREADY_CLAIMED: { message: 'This visitor has already been claimed by an agent' },
   VISITOR_NOT_FOUND: { message: 'No such visitor: the chat is unknown, expired, or belongs to someone else' },
   NOT_IN_QUEUE: { message: 'This visitor has not joined the queue yet' },
-  STORE_UNAVAILABLE: { message: 'Storage is unavailable; nothing was stored, try again shortly' },
+  STORE_UNAVAILABLE: { message: 'Storage is unavailable; nothing was stored, try again shortly', httpStatus: 503 },
   CHAT_ENDED: { message: 'This chat has ended; it is read-only until it expires' },
   INVALID_SEQ: { message: 'No message has that seq in this chat' },
   UNAUTHORIZED: { message: 'Joining as Support needs an agent token at the handshake' },
@@ -54,7 +54,11 @@ export const Errors = {
   TOKEN_INVALID: { message: 'The agent token is not valid', httpStatus: 401 },
   TOKEN_EXPIRED: { message: 'The agent token has expired', httpStatus: 401 },
   ORIGIN_NOT_ALLOWED: { message: 'This origin is not allowed (ALLOWED_ORIGINS)', httpStatus: 403 },
-  TOO_MANY_CONNECTIONS: { message: 'Too many open sockets for this chat or from this address', httpStatus: 429 },
+  TOO_MANY_CONNECTIONS: {
+    message: 'Too many open sockets for this chat or from this address',
+    httpStatus: 429,
+    closeCode: CloseCodes.POLICY_VIOLATION,
+  },
   INTERNAL_ERROR: { message: 'Internal server error' },
   INVALID_CHAT_ID: {
     message: 'A chat id is 32 lowercase hex characters',

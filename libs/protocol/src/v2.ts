@@ -92,7 +92,7 @@ export const encodeV2 = {
  */
 export const FRAME_TYPES = {
   chat: {
-    client: [...new Set([...Object.keys(ChatClientFramesV2)])],
+    client: Object.keys(ChatClientFramesV2),
     server: ['UserJoined', 'SupportJoinedUser', 'ChatHistory', 'ChatMessage', 'ChatExpired', 'Error', 'Ack', 'ChatHistoryPage', 'Typing', 'Receipt', 'UnreadCount', 'ChatEnded', 'ChatExpiring'],
   },
   queue: {

@@ -32,7 +32,7 @@ import {
   supportJoinedOf,
   type ChatRecord,
 } from '@switchboard/domain'
-import { sendError, type AgentIdentity } from '@switchboard/server-kit'
+import type { AgentIdentity } from '@switchboard/server-kit'
 import type { ChatRouteOptions, ChatSeats } from './routes/chat.js'
 
 type Role = 'user' | 'support'
@@ -123,9 +123,7 @@ export class ChatSession {
     if (!this.#seated) {
       if (!this.seats.take(this.chatId)) {
         this.log.warn('too many sockets joined one chat')
-        sendError(this.socket, 'TOO_MANY_CONNECTIONS', `More than ${this.opts.maxSocketsPerChat} sockets joined this chat here`)
-        this.socket.close(Errors.FLOODING.closeCode, 'TOO_MANY_CONNECTIONS')
-        return
+        throw new ProtocolError('TOO_MANY_CONNECTIONS', `More than ${this.opts.maxSocketsPerChat} sockets joined this chat here`)
       }
       this.#seated = true
     }

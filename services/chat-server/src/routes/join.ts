@@ -42,7 +42,7 @@ export async function joinRoute(app: FastifyInstance, opts: { chatTtlMs: number;
       return { userId: visitor.userId, username: visitor.username, chatId: visitor.chatId }
     } catch (err) {
       if (!isRedisUnavailable(err)) throw err
-      return sendHttpError(reply, 'STORE_UNAVAILABLE', 503)
+      return sendHttpError(reply, 'STORE_UNAVAILABLE')
     }
   })
 }
