@@ -176,6 +176,7 @@ export async function joinSupport(
   const refused = refusal(result, {
     expired: ['CHAT_EXPIRED'],
     mismatch: USER_MISMATCH,
+    ended: ['CHAT_ENDED'],
     claimed: ['ALREADY_CLAIMED', 'Another agent has already joined this chat'],
   })
   if (refused) throw refused

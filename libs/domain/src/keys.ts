@@ -8,7 +8,7 @@ export const keys = {
   chat: (chatId: string) => `sb:chat:{${chatId}}`,
   /** List of stored ChatMessage args, as JSON text, in storage order. */
   messages: (chatId: string) => `sb:chat:{${chatId}}:messages`,
-  /** Hash: clientMessageId → seq, so a retried message is stored once. */
+  /** Hash: `<from>:<clientMessageId>` → seq, so a retried message is stored once. */
   clientIds: (chatId: string) => `sb:chat:{${chatId}}:client-ids`,
   /** Hash: per participant, messages sent, last delivered / read seq, and how many of the other side's they read. */
   receipts: (chatId: string) => `sb:chat:{${chatId}}:receipts`,

@@ -54,7 +54,10 @@ export function connectRedis(url: string, log: RedisLogger): RedisConnections {
     commands,
     subscriber,
     async close() {
-      await Promise.allSettled([commands.quit(), subscriber.quit()])
+      // QUIT only over a live connection: queued behind a reconnect it would wait for Redis.
+      await Promise.allSettled(
+        [commands, subscriber].map((client) => (client.status === 'ready' ? client.quit() : Promise.resolve(client.disconnect()))),
+      )
       commands.disconnect()
       subscriber.disconnect()
     },

@@ -69,7 +69,7 @@ return 'ok'
    * KEYS: chat, queue, deadlines
    * ARGV: chatId, userId, supportId, supportUserName, ttlMs, graceMs, chatChannel, envelope, queueChannel,
    *       agentId ('' when agents are anonymous)
-   * → 'ok' | 'expired' | 'mismatch' | 'claimed' | 'same' (this agent has the chat already)
+   * → 'ok' | 'expired' | 'mismatch' | 'ended' | 'claimed' | 'same' (this agent has the chat already)
    */
   sbJoinSupport: {
     keys: 3,
@@ -78,6 +78,7 @@ if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
 local f = redis.call('HMGET', KEYS[1], 'userId', 'supportId', 'state', 'claimedBy', 'agentId')
 local agentId = ARGV[10]
 if f[1] ~= ARGV[2] then return 'mismatch' end
+if f[3] == 'ended' then return 'ended' end
 if f[2] then
   if agentId ~= '' and f[5] == agentId then return 'same' end
   return 'claimed'
@@ -111,19 +112,23 @@ return 'ok'
     lua: `${NOW}${ALIVE}
 if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
 local f = redis.call('HMGET', KEYS[1], 'supportId', 'state')
+if f[2] == 'ended' and not f[1] then return 'ended' end
 if not f[1] then return 'noagent' end
 if f[1] ~= ARGV[2] then return 'mismatch' end
-if f[2] == 'ended' then return 'ended' end
+-- A clientMessageId belongs to its sender: the other side may use the same one.
+local idField = ARGV[10] .. ':' .. ARGV[5]
 if ARGV[5] ~= '' then
-  local seen = redis.call('HGET', KEYS[4], ARGV[5])
+  local seen = redis.call('HGET', KEYS[4], idField)
   if seen then return {'dup', redis.call('LINDEX', KEYS[2], tonumber(seen) - 1)} end
 end
+-- Checked after the retry lookup: a message stored before the end still gets its Ack.
+if f[2] == 'ended' then return 'ended' end
 local seq = redis.call('LLEN', KEYS[2]) + 1
 local stored = ARGV[3] .. ',"seq":' .. seq .. ',"messageId":"' .. ARGV[4] .. '"' .. ARGV[6] .. '}'
 redis.call('RPUSH', KEYS[2], stored)
 local ttl = tonumber(ARGV[7]) + tonumber(ARGV[8])
 if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[4], ARGV[5], seq)
+  redis.call('HSET', KEYS[4], idField, seq)
   redis.call('PEXPIRE', KEYS[4], ttl)
 end
 local sent = redis.call('HINCRBY', KEYS[5], 'sent:' .. ARGV[10], 1)
