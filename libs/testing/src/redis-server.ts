@@ -26,14 +26,15 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Starts a private `redis-server` (from PATH) on a free port with nothing
- * persisted, and resolves once it accepts connections. Never the developer's
- * own Redis.
+ * Starts a private `redis-server` (from PATH) on a free port — or on `port`,
+ * e.g. to bring back one a test killed — with nothing persisted, and resolves
+ * once it accepts connections. Never the developer's own Redis.
  */
-export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
+export async function startRedis(opts: { port?: number; args?: string[] } = {}): Promise<TestRedis> {
+  const extraArgs = opts.args ?? []
   let lastError: unknown
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort()
+  for (let attempt = 0; attempt < (opts.port === undefined ? 5 : 1); attempt++) {
+    const port = opts.port ?? (await freePort())
     const dir = await mkdtemp(join(tmpdir(), 'sb-redis-'))
     const child = spawn(
       'redis-server',

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { buildApp as buildChatServer } from '@switchboard/chat-server'
 import { buildApp as buildSubscriber } from '@switchboard/subscriber'
@@ -118,4 +119,40 @@ export async function startStack(
       })
     },
   }
+}
+
+/** Resolves once both of an app's Redis connections are ready again (after an outage): an event, not a poll. */
+export async function redisReady(app: FastifyInstance): Promise<void> {
+  for (const client of [app.redis.commands, app.redis.subscriber]) {
+    if (client.status !== 'ready') await new Promise<void>((resolve) => client.once('ready', () => resolve()))
+  }
+}
+
+/**
+ * The server side of every upgrade request on every instance of the stack,
+ * so a test can check that the server closes a refused one; any left are
+ * destroyed before the apps close (teardowns run last-in first-out, so this
+ * one, added after startStack's, runs first).
+ */
+export function trackUpgrades(t: Teardown, stack: Stack): Duplex[] {
+  const sockets: Duplex[] = []
+  for (const { app } of [...stack.chatServers, ...stack.subscribers]) {
+    app.server.on('upgrade', (_req, socket: Duplex) => sockets.push(socket))
+  }
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+  })
+  return sockets
+}
+
+/** True if the connection closes within `ms` (a bounded wait on the close event). */
+export function closesWithin(socket: Duplex, ms: number): Promise<boolean> {
+  if (socket.destroyed) return Promise.resolve(true)
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms)
+    socket.once('close', () => {
+      clearTimeout(timer)
+      resolve(true)
+    })
+  })
 }

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { pbkdf2, randomBytes } from 'node:crypto'
 import { WebSocket } from 'ws'
 import { Errors } from '@switchboard/protocol'
-import { startStack, type Stack, type TestSocket, handshake, type HandshakeOutcome } from '@switchboard/testing'
+import { startStack, type Stack, type TestSocket, handshake, type HandshakeOutcome, trackUpgrades, closesWithin } from '@switchboard/testing'
 
 type Visitor = { userId: string; username: string; chatId: string }
 type Outcome = HandshakeOutcome
@@ -17,33 +17,7 @@ const TOO_MANY = {
   body: { statusCode: 429, code: 'TOO_MANY_CONNECTIONS', error: 'Too Many Requests', message: Errors.TOO_MANY_CONNECTIONS.message },
 }
 
-/**
- * The server side of every upgrade request, so a test can check that the
- * server closes a refused one; any left are destroyed before the apps close
- * (this teardown is added after startStack's; teardowns run last-in first-out).
- */
-function trackUpgrades(t: Pick<Test, 'teardown'>, stack: Stack): Duplex[] {
-  const sockets: Duplex[] = []
-  for (const { app } of [...stack.chatServers, ...stack.subscribers]) {
-    app.server.on('upgrade', (_req, socket: Duplex) => sockets.push(socket))
-  }
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy()
-  })
-  return sockets
-}
 
-/** Resolves true when the socket closes within `ms`, false otherwise. */
-function closesWithin(socket: Duplex, ms: number): Promise<boolean> {
-  if (socket.destroyed) return Promise.resolve(true)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms)
-    socket.once('close', () => {
-      clearTimeout(timer)
-      resolve(true)
-    })
-  })
-}
 
 /**
  * Opens a socket, retrying while the server still answers 429 because it has

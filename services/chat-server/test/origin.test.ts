@@ -2,39 +2,12 @@ import t, { type Test } from 'tap'
 import type { Duplex } from 'node:stream'
 import { WebSocket } from 'ws'
 import { Errors } from '@switchboard/protocol'
-import { startStack, TestSocket, type Stack, handshake, type HandshakeOutcome } from '@switchboard/testing'
+import { startStack, TestSocket, type Stack, handshake, type HandshakeOutcome, trackUpgrades, closesWithin } from '@switchboard/testing'
 
 type Outcome = HandshakeOutcome
 
 
-/**
- * The server side of every upgrade request, on every instance of the stack.
- * A refused upgrade must not keep its connection (checked below); any left
- * are destroyed before the apps close. Teardowns run last-in first-out, so
- * this one, added after startStack's, runs first.
- */
-function trackUpgrades(t: Pick<Test, 'teardown'>, stack: Stack): Duplex[] {
-  const sockets: Duplex[] = []
-  for (const { app } of [...stack.chatServers, ...stack.subscribers]) {
-    app.server.on('upgrade', (_req, socket: Duplex) => sockets.push(socket))
-  }
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy()
-  })
-  return sockets
-}
 
-/** Resolves true when the socket closes within `ms`, false otherwise. */
-function closesWithin(socket: Duplex, ms: number): Promise<boolean> {
-  if (socket.destroyed) return Promise.resolve(true)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms)
-    socket.once('close', () => {
-      clearTimeout(timer)
-      resolve(true)
-    })
-  })
-}
 
 const FORBIDDEN = {
   upgraded: false,

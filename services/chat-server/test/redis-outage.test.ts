@@ -1,54 +1,12 @@
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Errors } from '@switchboard/protocol'
-import { startStack, type TestSocket } from '@switchboard/testing'
+import { startStack, type TestSocket, startRedis, redisReady } from '@switchboard/testing'
 
 type Teardown = { teardown(fn: () => unknown): void }
 type Asserts = Pick<typeof t, 'equal'>
 const file = t
 
-/**
- * A fresh redis-server on a given port (the one the stack's Redis had), with
- * the same options as @switchboard/testing's startRedis: nothing persisted.
- */
-async function restartRedisOn(t: Teardown, port: number): Promise<ChildProcess> {
-  const dir = await mkdtemp(join(tmpdir(), 'sb-redis-'))
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit')
-      child.kill('SIGKILL')
-      await exited
-    }
-    await rm(dir, { recursive: true, force: true })
-  })
-  await new Promise<void>((resolve, reject) => {
-    let output = ''
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${output.slice(-500)}`)), 10_000)
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      if (output.includes('Ready to accept connections')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`redis-server exited (${code}): ${output.slice(-500)}`))
-    })
-    child.once('error', reject)
-  })
-  return child
-}
 
 async function health(base: string): Promise<number> {
   const res = await fetch(`${base}/health`)
@@ -116,17 +74,12 @@ t.test('Redis dies mid-chat, and comes back on the same port', async (t) => {
   })
 
   // Stopped by the file's own teardown, after the subtest's (the stack's apps close while it still runs).
-  await restartRedisOn(file, stack.redis.port)
+  const again = await startRedis({ port: stack.redis.port })
+  file.teardown(() => again.stop())
 
   await t.test('/health is 200 again by itself', async (t) => {
-    let status = 0
-    const deadline = Date.now() + 10_000
-    while (Date.now() < deadline) {
-      status = await health(chat.http)
-      if (status === 200) break
-      await sleep(50) // polling a plain HTTP endpoint: nothing to wait on
-    }
-    t.equal(status, 200)
+    await redisReady(chat.app)
+    t.equal(await health(chat.http), 200)
   })
 
   await t.test('a new visitor can register, join, and talk with an agent', async (t) => {

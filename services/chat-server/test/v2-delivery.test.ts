@@ -1,13 +1,8 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
-import { spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Errors } from '@switchboard/protocol'
 import { connectRedis, keys } from '@switchboard/domain'
-import { startStack, type Received, type Stack, type TestSocket } from '@switchboard/testing'
+import { startStack, type Received, type Stack, type TestSocket, startRedis, redisReady } from '@switchboard/testing'
 
 /*
  * Protocol v2, delivery: seq and messageId on every stored message, Ack for a
@@ -122,50 +117,7 @@ function notSeed(socket: TestSocket): string[] {
 
 const file = t
 
-/** A fresh redis-server on the port the stack's Redis had, nothing persisted; stopped at the end of the file. */
-async function restartRedisOn(t: { teardown(fn: () => unknown): void }, port: number): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'sb-redis-'))
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit')
-      child.kill('SIGKILL')
-      await exited
-    }
-    await rm(dir, { recursive: true, force: true })
-  })
-  await new Promise<void>((resolve, reject) => {
-    let output = ''
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${output.slice(-500)}`)), 10_000)
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      if (output.includes('Ready to accept connections')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`redis-server exited (${code}): ${output.slice(-500)}`))
-    })
-  })
-}
 
-/** Polls a plain HTTP endpoint (nothing to wait on) until it answers 200; bounded. */
-async function until200(url: string): Promise<void> {
-  const deadline = Date.now() + 10_000
-  while (Date.now() < deadline) {
-    const res = await fetch(url)
-    await res.arrayBuffer()
-    if (res.status === 200) return
-    await sleep(50)
-  }
-  throw new Error(`${url} did not answer 200 in 10 s`)
-}
 
 t.test('every stored message has a messageId and its chat seq (1, 2, 3 …) in every ChatMessage and ChatHistory entry', async (t) => {
   const stack = await startStack(t)
@@ -362,8 +314,9 @@ t.test('Redis down: a v2 ChatMessage with clientMessageId gets STORE_UNAVAILABLE
 
   // Redis comes back empty (nothing was persisted): the retry finds the chat gone, and still no Ack.
   // (Also what lets the services close quickly: with a chat subscribed and Redis down, closing waits out ioredis's retries.)
-  await restartRedisOn(file, stack.redis.port)
-  await until200(`${stack.chatServers[0]!.http}/health`)
+  const again = await startRedis({ port: stack.redis.port })
+  file.teardown(() => again.stop())
+  await redisReady(stack.chatServers[0]!.app)
   chat.user.send(chat.message('User', 'during the outage', 'r-1'))
   const retried = await chat.user.next(isType('Error'))
   t.match(retried.json.args, { code: 'CHAT_EXPIRED', clientMessageId: 'r-1' })

@@ -1,10 +1,6 @@
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { startStack, type Stack, type TestSocket } from '@switchboard/testing'
+import { startStack, type Stack, type TestSocket, startRedis } from '@switchboard/testing'
 
 const STORE_UNAVAILABLE = '{"type":"Error","args":{"code":"STORE_UNAVAILABLE","message":"Storage is unavailable; nothing was stored, try again shortly"}}'
 
@@ -23,31 +19,6 @@ async function killRedis(stack: Stack): Promise<void> {
   await exited
 }
 
-/** A redis-server on the given port (the one the killed one had), stopped at teardown. */
-async function restartRedis(t: Test, port: number): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'sb-redis-again-'))
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  )
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit')
-      child.kill('SIGKILL')
-      await exited
-    }
-    await rm(dir, { recursive: true, force: true })
-  })
-  let output = ''
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      if (output.includes('Ready to accept connections')) resolve()
-    })
-    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${output.slice(-300)}`)))
-  })
-}
 
 /** Asks /health until it answers 200 (bounded: ioredis retries at most every 2 s). */
 async function untilHealthy(base: string): Promise<number> {
@@ -114,7 +85,8 @@ t.test('when Redis comes back, /health is 200 again and loaded agents get queue 
   loaded.send({ type: 'Load' })
   t.equal((await loaded.next(undefined, 3000)).text, STORE_UNAVAILABLE)
 
-  await restartRedis(t, stack.redis.port)
+  const again = await startRedis({ port: stack.redis.port })
+  t.teardown(() => again.stop())
   await untilHealthy(sub.http)
   await untilHealthy(stack.chatServers[0]!.http)
   t.match((await health(sub.http)).body, { status: 'ok' }, 'healthy again')
