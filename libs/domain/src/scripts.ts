@@ -173,9 +173,12 @@ if ARGV[3] == 'read' then
   for _, m in ipairs(redis.call('LRANGE', KEYS[2], old, seq - 1)) do
     if string.find(m, marker, 1, true) then n = n + 1 end
   end
-  local readn = redis.call('HINCRBY', KEYS[4], 'readn:' .. reader, n)
-  local sent = tonumber(redis.call('HGET', KEYS[4], 'sent:' .. otherName) or '0')
-  redis.call('PUBLISH', ARGV[5], reader .. ':v2|{"type":"UnreadCount","args":{"chatId":"' .. ARGV[1] .. '","count":' .. (sent - readn) .. '}}')
+  -- The reader's unread count changes only if this read covered some of the other side's messages.
+  if n > 0 then
+    local readn = redis.call('HINCRBY', KEYS[4], 'readn:' .. reader, n)
+    local sent = tonumber(redis.call('HGET', KEYS[4], 'sent:' .. otherName) or '0')
+    redis.call('PUBLISH', ARGV[5], reader .. ':v2|{"type":"UnreadCount","args":{"chatId":"' .. ARGV[1] .. '","count":' .. (sent - readn) .. '}}')
+  end
 end
 return 'ok'
 `,

@@ -75,3 +75,16 @@ t.test('v2 Typing reaches the other side and stops by itself', async (t) => {
   t.match((await agent.nextOfType('Typing')).json.args, { from: 'User', state: 'start' })
   t.match((await agent.nextOfType('Typing')).json.args, { from: 'User', state: 'stop' }, 'a start without a stop ends by itself')
 })
+
+t.test('v2 UnreadCount is sent only when it changes: reading one\'s own messages sends none', async (t) => {
+  const stack = await startStack(t)
+  const { visitor, user, agent, supportId } = await mixedChat(stack, true, true)
+  agent.send({ type: 'ChatMessage', args: { userId: visitor.userId, supportId, content: 'mine', from: 'Support', clientMessageId: 'a-1' } })
+  t.equal((await agent.nextOfType('Ack')).json.args.seq, 1)
+  agent.send({ type: 'Read', args: { seq: 1 } })
+  t.match((await user.nextOfType('Receipt')).json.args, { seq: 1, status: 'read', from: 'Support' }, 'the visitor is told')
+  // A marker: the visitor's message gives the agent one unread; nothing may come before it.
+  user.send({ type: 'ChatMessage', args: { userId: visitor.userId, supportId, content: 'theirs', from: 'User' } })
+  const first = await agent.nextOfType('UnreadCount')
+  t.equal(first.json.args.count, 1, "the agent's first UnreadCount is the one the visitor's message caused, not one for reading its own")
+})
