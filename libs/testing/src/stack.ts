@@ -41,11 +41,23 @@ export interface RunningApp {
 }
 
 async function listen(t: Teardown, app: FastifyInstance, port = 0): Promise<RunningApp> {
+  try {
+    await app.listen({ port, host: '127.0.0.1' })
+  } catch (err) {
+    await app.close()
+    throw err
+  }
   t.teardown(() => app.close())
-  await app.listen({ port, host: '127.0.0.1' })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no address')
   return { app, http: `http://127.0.0.1:${address.port}`, ws: `ws://127.0.0.1:${address.port}` }
+}
+
+export interface WaitingVisitor {
+  userId: string
+  username: string
+  chatId: string
+  socket: TestSocket
 }
 
 export interface Stack {
@@ -55,6 +67,8 @@ export interface Stack {
   subscribers: RunningApp[]
   /** `GET /user/join/:name` on the first (or given) ChatServer. */
   joinVisitor(name: string, on?: RunningApp): Promise<{ userId: string; username: string; chatId: string }>
+  /** A registered visitor who has sent Join (and got UserJoined), with their open socket: waiting in the queue. */
+  waitingVisitor(name: string, on?: RunningApp): Promise<WaitingVisitor>
   /** A socket that answers pings and is closed at teardown; with `token`, it presents it as `Authorization: Bearer`. */
   socket(url: string, pong?: string | null, opts?: { token?: string; v2?: boolean }): Promise<TestSocket>
   /** An agent token signed with the stack's secret (auth on only). */
@@ -71,27 +85,46 @@ export async function startStack(
 ): Promise<Stack> {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
+  const secret = randomSecret()
+  const appOpts = opts.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: opts.sweepIntervalMs }
+  let config!: Config
+  let chatServers: RunningApp[] = []
+  let subscribers: RunningApp[] = []
   // The first instance of each service listens on the configured port, so the
   // default origin allowlist (the services' own origins) is what browsers meet.
-  const env: Record<string, string> = {
-    CHAT_SERVER_PORT: String(await freePort()),
-    SUBSCRIBER_PORT: String(await freePort()),
-    ...opts.env,
+  // A port found free can be taken by another test file before we listen on
+  // it: then everything starts again on new ports.
+  for (let attempt = 1; ; attempt++) {
+    const env: Record<string, string> = {
+      CHAT_SERVER_PORT: String(await freePort()),
+      SUBSCRIBER_PORT: String(await freePort()),
+      ...opts.env,
+    }
+    if (env.AGENT_AUTH === 'on' && env.AGENT_JWT_SECRET === undefined && env.AGENT_JWT_PUBLIC_KEY === undefined) {
+      env.AGENT_JWT_SECRET = secret
+    }
+    config = testConfig(redis.url, env)
+    const started: RunningApp[] = []
+    const local: Teardown = { teardown: () => {} }
+    try {
+      chatServers = []
+      subscribers = []
+      for (let i = 0; i < (opts.chatServers ?? 1); i++) {
+        chatServers.push(await listen(local, await buildChatServer(config, appOpts), i === 0 ? config.chatServerPort : 0))
+        started.push(chatServers.at(-1)!)
+      }
+      for (let i = 0; i < (opts.subscribers ?? 1); i++) {
+        subscribers.push(await listen(local, await buildSubscriber(config, appOpts), i === 0 ? config.subscriberPort : 0))
+        started.push(subscribers.at(-1)!)
+      }
+      for (const { app } of started) t.teardown(() => app.close())
+      break
+    } catch (err) {
+      await Promise.all(started.map(({ app }) => app.close()))
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 5) throw err
+    }
   }
-  if (env.AGENT_AUTH === 'on' && env.AGENT_JWT_SECRET === undefined && env.AGENT_JWT_PUBLIC_KEY === undefined) {
-    env.AGENT_JWT_SECRET = randomSecret()
-  }
-  const config = testConfig(redis.url, env)
-  const appOpts = opts.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: opts.sweepIntervalMs }
-  const chatServers: RunningApp[] = []
-  const subscribers: RunningApp[] = []
-  for (let i = 0; i < (opts.chatServers ?? 1); i++) {
-    chatServers.push(await listen(t, await buildChatServer(config, appOpts), i === 0 ? config.chatServerPort : 0))
-  }
-  for (let i = 0; i < (opts.subscribers ?? 1); i++) {
-    subscribers.push(await listen(t, await buildSubscriber(config, appOpts), i === 0 ? config.subscriberPort : 0))
-  }
-  return {
+  const stack: Stack = {
     redis,
     config,
     chatServers,
@@ -100,6 +133,13 @@ export async function startStack(
       const res = await fetch(`${on.http}/user/join/${encodeURIComponent(name)}`)
       if (res.status !== 200) throw new Error(`join failed: ${res.status} ${await res.text()}`)
       return (await res.json()) as { userId: string; username: string; chatId: string }
+    },
+    async waitingVisitor(name, on = chatServers[0]!) {
+      const visitor = await stack.joinVisitor(name, on)
+      const socket = await stack.socket(`${on.ws}/chat/${visitor.chatId}`, 'pong:user')
+      socket.send({ type: 'Join', args: { userId: visitor.userId, username: visitor.username, from: 'User' } })
+      await socket.nextOfType('UserJoined')
+      return { ...visitor, socket }
     },
     async socket(url, pong, socketOpts = {}) {
       const socket = await TestSocket.open(url, {
@@ -119,6 +159,7 @@ export async function startStack(
       })
     },
   }
+  return stack
 }
 
 /** Resolves once both of an app's Redis connections are ready again (after an outage): an event, not a poll. */

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { Errors } from '@switchboard/protocol'
 import { connectRedis, keys } from '@switchboard/domain'
-import { startStack, type Received, type Stack, type TestSocket, startRedis, redisReady } from '@switchboard/testing'
+import { startStack, type Received, type Stack, type TestSocket, startRedis, redisReady, openChat, type ActiveChat } from '@switchboard/testing'
 
 /*
  * Protocol v2, delivery: seq and messageId on every stored message, Ack for a
@@ -17,53 +17,6 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 const SEED_MESSAGE_KEYS = ['userId', 'supportId', 'content', 'timestamp', 'from']
 const V2_MESSAGE_KEYS = [...SEED_MESSAGE_KEYS, 'seq', 'messageId']
 
-interface Chat {
-  visitor: { userId: string; username: string; chatId: string }
-  url: string
-  user: TestSocket
-  agent: TestSocket
-  supportId: string
-  /** A ChatMessage frame from one side, with a clientMessageId if given. */
-  message(from: Party, content: string, clientMessageId?: string): object
-  /** A new socket that re-joins (a refresh); the answer is left to the caller. */
-  rejoin(from: Party, opts?: { v2?: boolean; lastSeq?: number }): Promise<TestSocket>
-}
-
-/** A visitor and an agent in one chat, each on a socket of the given protocol version. */
-async function openChat(stack: Stack, versions: { user?: 1 | 2; agent?: 1 | 2 } = {}): Promise<Chat> {
-  const visitor = await stack.joinVisitor('Nika')
-  const url = `${stack.chatServers[0]!.ws}/chat/${visitor.chatId}`
-  const user = await stack.socket(url, 'pong:user', { v2: (versions.user ?? 2) === 2 })
-  user.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', from: 'User' } })
-  await user.nextOfType('UserJoined')
-  const agent = await stack.socket(url, 'pong:support', { v2: (versions.agent ?? 2) === 2 })
-  agent.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', supportUserName: 'Vika', from: 'Support' } })
-  const { supportId } = (await agent.nextOfType('SupportJoinedUser')).json.args
-  await user.nextOfType('SupportJoinedUser')
-  return {
-    visitor,
-    url,
-    user,
-    agent,
-    supportId,
-    message: (from, content, clientMessageId) => ({
-      type: 'ChatMessage',
-      args: { userId: visitor.userId, supportId, content, from, ...(clientMessageId === undefined ? {} : { clientMessageId }) },
-    }),
-    async rejoin(from, opts = {}) {
-      const socket = await stack.socket(url, from === 'User' ? 'pong:user' : 'pong:support', { v2: opts.v2 ?? true })
-      const lastSeq = opts.lastSeq === undefined ? {} : { lastSeq: opts.lastSeq }
-      socket.send({
-        type: 'Join',
-        args:
-          from === 'User'
-            ? { userId: visitor.userId, username: 'Nika', supportId, from, ...lastSeq }
-            : { userId: visitor.userId, username: 'Nika', supportUserName: 'Vika', supportId, from, ...lastSeq },
-      })
-      return socket
-    },
-  }
-}
 
 const isType = (type: string) => (m: Received) => m.json?.type === type
 const isMessage = (content: string) => (m: Received) => m.json?.type === 'ChatMessage' && m.json.args.content === content

@@ -1,24 +1,10 @@
 import t from 'tap'
-import { startStack, type Stack } from '@switchboard/testing'
+import { openChat, startStack } from '@switchboard/testing'
 
-/** A visitor on a seed-004 socket and an agent on a v2 socket, in one chat. */
-async function mixedChat(stack: Stack, agentV2: boolean, userV2: boolean) {
-  const chat = stack.chatServers[0]!
-  const visitor = await stack.joinVisitor('Nika')
-  const url = `${chat.ws}/chat/${visitor.chatId}`
-  const user = await stack.socket(url, 'pong:user', { v2: userV2 })
-  user.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', from: 'User' } })
-  await user.nextOfType('UserJoined')
-  const agent = await stack.socket(url, 'pong:support', { v2: agentV2 })
-  agent.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', supportUserName: 'Vika', from: 'Support' } })
-  const { supportId } = (await agent.nextOfType('SupportJoinedUser')).json.args
-  await user.nextOfType('SupportJoinedUser')
-  return { visitor, url, user, agent, supportId }
-}
 
 t.test('a seed-004 visitor and a v2 agent in the same chat: each gets its own protocol', async (t) => {
   const stack = await startStack(t)
-  const { visitor, user, agent, supportId, url } = await mixedChat(stack, true, false)
+  const { visitor, user, agent, supportId, url } = await openChat(stack, { agent: 2, user: 1 })
   t.equal(agent.ws.protocol, 'switchboard.v2', 'the server selected v2 for the agent')
   t.equal(user.ws.protocol, '', 'and nothing for the seed client')
 
@@ -70,7 +56,7 @@ t.test('a seed-004 visitor and a v2 agent in the same chat: each gets its own pr
 
 t.test('v2 Typing reaches the other side and stops by itself', async (t) => {
   const stack = await startStack(t, { env: { TYPING_TIMEOUT_MS: '100' } })
-  const { user, agent } = await mixedChat(stack, true, true)
+  const { user, agent } = await openChat(stack)
   user.send({ type: 'Typing', args: { state: 'start' } })
   t.match((await agent.nextOfType('Typing')).json.args, { from: 'User', state: 'start' })
   t.match((await agent.nextOfType('Typing')).json.args, { from: 'User', state: 'stop' }, 'a start without a stop ends by itself')
@@ -78,7 +64,7 @@ t.test('v2 Typing reaches the other side and stops by itself', async (t) => {
 
 t.test('v2 UnreadCount is sent only when it changes: reading one\'s own messages sends none', async (t) => {
   const stack = await startStack(t)
-  const { visitor, user, agent, supportId } = await mixedChat(stack, true, true)
+  const { visitor, user, agent, supportId } = await openChat(stack)
   agent.send({ type: 'ChatMessage', args: { userId: visitor.userId, supportId, content: 'mine', from: 'Support', clientMessageId: 'a-1' } })
   t.equal((await agent.nextOfType('Ack')).json.args.seq, 1)
   agent.send({ type: 'Read', args: { seq: 1 } })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Errors } from '@switchboard/protocol'
-import { startStack, type Received, type Stack, type TestSocket } from '@switchboard/testing'
+import { startStack, type Received, type Stack, type TestSocket, openChat, type ActiveChat, type ChatMessageFrame } from '@switchboard/testing'
 
 /*
  * Protocol v2, signals: Typing, delivered/read receipts, unread counts (and
@@ -10,58 +10,10 @@ import { startStack, type Received, type Stack, type TestSocket } from '@switchb
  */
 
 type Party = 'User' | 'Support'
-type ChatMessageFrame = { type: 'ChatMessage'; args: { content: string } & Record<string, unknown> }
 
-interface Chat {
-  visitor: { userId: string; username: string; chatId: string }
-  chatId: string
-  url: string
-  user: TestSocket
-  agent: TestSocket
-  supportId: string
-  message(from: Party, content: string, clientMessageId?: string): ChatMessageFrame
-  /** A new socket that re-joins with the supportId (a refresh); the answer is left to the caller. */
-  rejoin(from: Party, opts?: { v2?: boolean; lastSeq?: number }): Promise<TestSocket>
-}
-
-async function openChat(stack: Stack, versions: { user?: 1 | 2; agent?: 1 | 2 } = {}): Promise<Chat> {
-  const visitor = await stack.joinVisitor('Nika')
-  const url = `${stack.chatServers[0]!.ws}/chat/${visitor.chatId}`
-  const user = await stack.socket(url, 'pong:user', { v2: (versions.user ?? 2) === 2 })
-  user.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', from: 'User' } })
-  await user.nextOfType('UserJoined')
-  const agent = await stack.socket(url, 'pong:support', { v2: (versions.agent ?? 2) === 2 })
-  agent.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', supportUserName: 'Vika', from: 'Support' } })
-  const { supportId } = (await agent.nextOfType('SupportJoinedUser')).json.args
-  await user.nextOfType('SupportJoinedUser')
-  return {
-    visitor,
-    chatId: visitor.chatId,
-    url,
-    user,
-    agent,
-    supportId,
-    message: (from, content, clientMessageId) => ({
-      type: 'ChatMessage',
-      args: { userId: visitor.userId, supportId, content, from, ...(clientMessageId === undefined ? {} : { clientMessageId }) },
-    }),
-    async rejoin(from, opts = {}) {
-      const socket = await stack.socket(url, from === 'User' ? 'pong:user' : 'pong:support', { v2: opts.v2 ?? true })
-      const lastSeq = opts.lastSeq === undefined ? {} : { lastSeq: opts.lastSeq }
-      socket.send({
-        type: 'Join',
-        args:
-          from === 'User'
-            ? { userId: visitor.userId, username: 'Nika', supportId, from, ...lastSeq }
-            : { userId: visitor.userId, username: 'Nika', supportUserName: 'Vika', supportId, from, ...lastSeq },
-      })
-      return socket
-    },
-  }
-}
 
 /** A second visitor socket speaking seed 004 (another tab), joined to the chat. */
-async function seedTab(chat: Chat): Promise<TestSocket> {
+async function seedTab(chat: ActiveChat): Promise<TestSocket> {
   const socket = await chat.rejoin('User', { v2: false })
   await socket.nextOfType('ChatHistory')
   return socket

@@ -2,20 +2,6 @@ import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { startStack, type Stack, type TestSocket } from '@switchboard/testing'
 
-interface Waiting {
-  userId: string
-  username: string
-  chatId: string
-  socket: TestSocket
-}
-
-async function joinQueue(stack: Stack, name: string): Promise<Waiting> {
-  const visitor = await stack.joinVisitor(name)
-  const socket = await stack.socket(`${stack.chatServers[0]!.ws}/chat/${visitor.chatId}`, 'pong:user')
-  socket.send({ type: 'Join', args: { userId: visitor.userId, username: visitor.username, from: 'User' } })
-  await socket.nextOfType('UserJoined')
-  return { ...visitor, socket }
-}
 
 function agent(stack: Stack, i = 0): Promise<TestSocket> {
   return stack.socket(`${stack.subscribers[i]!.ws}/users`, 'pong:support')
@@ -51,7 +37,7 @@ t.test('JoinUser: the winner and every loaded agent on two Subscriber instances 
   const loaded = [winner, same, other]
   for (const a of loaded) await load(a)
 
-  const nika = await joinQueue(stack, 'Nika')
+  const nika = await stack.waitingVisitor('Nika')
   for (const a of loaded) await a.nextOfType('UserJoined')
 
   winner.send(joinUser(nika))
@@ -60,7 +46,7 @@ t.test('JoinUser: the winner and every loaded agent on two Subscriber instances 
   }
 
   // Marker: a later visitor; queue events arrive in the order Redis published them.
-  const dodo = await joinQueue(stack, 'Dodo')
+  const dodo = await stack.waitingVisitor('Dodo')
   for (const [i, a] of loaded.entries()) {
     const marker = await a.nextOfType('UserJoined')
     t.equal(marker.json.args.userId, dodo.userId)
@@ -81,7 +67,7 @@ t.test('50 agents on two instances claim the same visitor at once: exactly one w
   const stack = await startStack(t, { subscribers: 2 })
   const watchers = [await agent(stack, 0), await agent(stack, 1)]
   for (const w of watchers) await load(w)
-  const nika = await joinQueue(stack, 'Nika')
+  const nika = await stack.waitingVisitor('Nika')
   for (const w of watchers) await w.nextOfType('UserJoined')
 
   // None of them loaded: only the winner may hear about the claim.
@@ -107,7 +93,7 @@ t.test('50 agents on two instances claim the same visitor at once: exactly one w
     t.equal((await w.nextOfType('RemoveUser')).text, removeUser(nika.userId), `watcher on instance ${i} gets RemoveUser`)
   }
   // Marker: a later visitor proves no second RemoveUser was broadcast.
-  const dodo = await joinQueue(stack, 'Dodo')
+  const dodo = await stack.waitingVisitor('Dodo')
   for (const [i, w] of watchers.entries()) {
     t.equal((await w.nextOfType('UserJoined')).json.args.userId, dodo.userId)
     t.equal(w.received.filter((m) => m.json?.type === 'RemoveUser').length, 1, `one broadcast reached instance ${i}`)
@@ -127,8 +113,8 @@ t.test('JoinUser for a chat nobody registered → VISITOR_NOT_FOUND', async (t) 
 
 t.test('JoinUser with a userId that does not own the chat → VISITOR_NOT_FOUND, and the visitor stays queued', async (t) => {
   const stack = await startStack(t)
-  const nika = await joinQueue(stack, 'Nika')
-  const dodo = await joinQueue(stack, 'Dodo')
+  const nika = await stack.waitingVisitor('Nika')
+  const dodo = await stack.waitingVisitor('Dodo')
   const a = await agent(stack)
 
   // Someone else's userId, and an id that belongs to nobody.
@@ -168,7 +154,7 @@ t.test('JoinUser for a registered visitor who has not sent Join yet → NOT_IN_Q
 
 t.test('an agent who never sent Load gets RemoveUser directly when it wins, once', async (t) => {
   const stack = await startStack(t)
-  const nika = await joinQueue(stack, 'Nika')
+  const nika = await stack.waitingVisitor('Nika')
   const a = await agent(stack)
   a.send(joinUser(nika))
   t.equal((await answer(a)).text, removeUser(nika.userId))
@@ -184,7 +170,7 @@ t.test('an agent who never sent Load gets RemoveUser directly when it wins, once
   )
 
   // And an unloaded agent hears nothing of visitors joining or being claimed by others.
-  const dodo = await joinQueue(stack, 'Dodo')
+  const dodo = await stack.waitingVisitor('Dodo')
   const b = await agent(stack)
   b.send(joinUser(dodo))
   t.equal((await answer(b)).text, removeUser(dodo.userId))
@@ -201,7 +187,7 @@ t.test('the agent then joining the chat on ChatServer sends agents no second Rem
   const stack = await startStack(t)
   const watcher = await agent(stack)
   await load(watcher)
-  const nika = await joinQueue(stack, 'Nika')
+  const nika = await stack.waitingVisitor('Nika')
   await watcher.nextOfType('UserJoined')
 
   const claimer = await agent(stack)
@@ -215,7 +201,7 @@ t.test('the agent then joining the chat on ChatServer sends agents no second Rem
   await support.nextOfType('SupportJoinedUser')
   await nika.socket.nextOfType('SupportJoinedUser')
 
-  const dodo = await joinQueue(stack, 'Dodo')
+  const dodo = await stack.waitingVisitor('Dodo')
   t.equal((await watcher.nextOfType('UserJoined')).json.args.userId, dodo.userId)
   t.equal(watcher.received.filter((m) => m.json?.type === 'RemoveUser').length, 1, 'one RemoveUser for Nika in all')
 })
@@ -224,7 +210,7 @@ t.test('an agent who joins the chat on ChatServer without JoinUser also takes th
   const stack = await startStack(t, { subscribers: 2 })
   const watchers = [await agent(stack, 0), await agent(stack, 1)]
   for (const w of watchers) await load(w)
-  const nika = await joinQueue(stack, 'Nika')
+  const nika = await stack.waitingVisitor('Nika')
   for (const w of watchers) await w.nextOfType('UserJoined')
 
   const support = await stack.socket(`${stack.chatServers[0]!.ws}/chat/${nika.chatId}`, 'pong:support')

@@ -1,13 +1,6 @@
 import t from 'tap'
 import { startStack, type Stack, type TestSocket } from '@switchboard/testing'
 
-async function joinQueue(stack: Stack, name: string) {
-  const visitor = await stack.joinVisitor(name)
-  const socket = await stack.socket(`${stack.chatServers[0]!.ws}/chat/${visitor.chatId}`, 'pong:user')
-  socket.send({ type: 'Join', args: { userId: visitor.userId, username: visitor.username, from: 'User' } })
-  await socket.nextOfType('UserJoined')
-  return visitor
-}
 
 function agent(stack: Stack, pong: string | null = 'pong:support'): Promise<TestSocket> {
   return stack.socket(`${stack.subscribers[0]!.ws}/users`, pong)
@@ -28,7 +21,7 @@ async function morePings(socket: TestSocket, n: number): Promise<void> {
 
 t.test('frame errors on /users are answered with Error frames and the socket stays open', async (t) => {
   const stack = await startStack(t)
-  const nika = await joinQueue(stack, 'Nika')
+  const nika = await stack.waitingVisitor('Nika')
 
   t.test('malformed JSON → INVALID_JSON, then Load still works', async (t) => {
     const a = await agent(stack)
@@ -100,7 +93,7 @@ t.test('frame errors on /users are answered with Error frames and the socket sta
 
 t.test('a frame over MAX_FRAME_BYTES closes the socket with 1009; one at the limit is handled', async (t) => {
   const stack = await startStack(t, { env: { MAX_FRAME_BYTES: '1024' } })
-  const nika = await joinQueue(stack, 'Nika')
+  const nika = await stack.waitingVisitor('Nika')
 
   const atLimit = await agent(stack)
   const prefix = '{"type":"Load","args":{"pad":"'

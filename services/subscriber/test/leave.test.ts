@@ -5,20 +5,6 @@ import { startStack, type Stack, type TestSocket } from '@switchboard/testing'
 const TTL_MS = 1000
 const ENV = { env: { CHAT_TTL_SECONDS: String(TTL_MS / 1000) }, sweepIntervalMs: 50 }
 
-interface Waiting {
-  userId: string
-  username: string
-  chatId: string
-  socket: TestSocket
-}
-
-async function joinQueue(stack: Stack, name: string): Promise<Waiting> {
-  const visitor = await stack.joinVisitor(name)
-  const socket = await stack.socket(`${stack.chatServers[0]!.ws}/chat/${visitor.chatId}`, 'pong:user')
-  socket.send({ type: 'Join', args: { userId: visitor.userId, username: visitor.username, from: 'User' } })
-  await socket.nextOfType('UserJoined')
-  return { ...visitor, socket }
-}
 
 function agent(stack: Stack): Promise<TestSocket> {
   return stack.socket(`${stack.subscribers[0]!.ws}/users`, 'pong:support')
@@ -56,7 +42,7 @@ async function redisNow(redis: Redis): Promise<number> {
  * passed since the visitor's last keep-alive.
  */
 async function leaverRound(t: Test, stack: Stack, watcher: TestSocket, name: string): Promise<void> {
-  const leaver = await joinQueue(stack, name)
+  const leaver = await stack.waitingVisitor(name)
   await leaver.socket.close()
   const removed = await watcher.next((m) => m.json?.type === 'RemoveUser' && m.json.args.userId === leaver.userId, 10_000)
   t.equal(removed.text, removeUser(leaver.userId), `${name} left the queue`)
@@ -71,8 +57,8 @@ t.test('a waiting visitor who leaves and does not come back within CHAT_TTL_SECO
   const a = await agent(stack)
   t.same(await load(a), [])
 
-  const stays = await joinQueue(stack, 'Stays')
-  const leaves = await joinQueue(stack, 'Leaves')
+  const stays = await stack.waitingVisitor('Stays')
+  const leaves = await stack.waitingVisitor('Leaves')
   t.equal((await a.nextOfType('UserJoined')).json.args.userId, stays.userId)
   t.equal((await a.nextOfType('UserJoined')).json.args.userId, leaves.userId)
 
@@ -96,7 +82,7 @@ t.test('a waiting visitor whose socket stays open stays queued past several TTLs
   const a = await agent(stack)
   t.same(await load(a), [])
 
-  const stays = await joinQueue(stack, 'Stays')
+  const stays = await stack.waitingVisitor('Stays')
   const queuedAt = Number(await redis.hget(`sb:chat:{${stays.chatId}}`, 'queuedAt'))
   t.ok(queuedAt > 0, 'the chat records when it was queued')
 
@@ -122,8 +108,8 @@ t.test('a visitor who closes their socket and comes back within the TTL keeps th
   const a = await agent(stack)
   t.same(await load(a), [])
 
-  const first = await joinQueue(stack, 'First')
-  const second = await joinQueue(stack, 'Second')
+  const first = await stack.waitingVisitor('First')
+  const second = await stack.waitingVisitor('Second')
   await a.nextOfType('UserJoined')
   await a.nextOfType('UserJoined')
 

@@ -1,21 +1,6 @@
 import t from 'tap'
 import { startStack, type Stack, type TestSocket } from '@switchboard/testing'
 
-/** A registered visitor who has sent Join, with their open socket. */
-interface Waiting {
-  userId: string
-  username: string
-  chatId: string
-  socket: TestSocket
-}
-
-async function joinQueue(stack: Stack, name: string): Promise<Waiting> {
-  const visitor = await stack.joinVisitor(name)
-  const socket = await stack.socket(`${stack.chatServers[0]!.ws}/chat/${visitor.chatId}`, 'pong:user')
-  socket.send({ type: 'Join', args: { userId: visitor.userId, username: visitor.username, from: 'User' } })
-  await socket.nextOfType('UserJoined')
-  return { ...visitor, socket }
-}
 
 async function agent(stack: Stack, i = 0): Promise<TestSocket> {
   return stack.socket(`${stack.subscribers[i]!.ws}/users`, 'pong:support')
@@ -44,21 +29,21 @@ t.test('Load on an empty queue sends nothing, then streams UserJoined for each v
   a.send({ type: 'Load' })
   t.same(await framesBeforeMarker(a), [], 'an empty queue sends no frame at all')
 
-  const nika = await joinQueue(stack, 'Nika')
+  const nika = await stack.waitingVisitor('Nika')
   const live = await a.nextOfType('UserJoined')
   t.equal(live.text, userJoined(nika), 'exact UserJoined bytes')
   t.same(Object.keys(live.json.args), ['username', 'userId', 'chatId'])
 
-  const dodo = await joinQueue(stack, 'Dodo')
+  const dodo = await stack.waitingVisitor('Dodo')
   t.equal((await a.nextOfType('UserJoined')).text, userJoined(dodo), 'each later visitor is streamed too')
   t.same(await framesBeforeMarker(a), [], 'one UserJoined per visitor, nothing else')
 })
 
 t.test('Load with visitors already waiting sends one bare frame per visitor, oldest first', async (t) => {
   const stack = await startStack(t)
-  const first = await joinQueue(stack, 'First')
-  const second = await joinQueue(stack, 'Second')
-  const third = await joinQueue(stack, 'Third')
+  const first = await stack.waitingVisitor('First')
+  const second = await stack.waitingVisitor('Second')
+  const third = await stack.waitingVisitor('Third')
 
   const a = await agent(stack)
   a.send({ type: 'Load' })
@@ -78,9 +63,9 @@ t.test('a visitor who joins again keeps their place and agents get no second Use
   a.send({ type: 'Load' })
   t.same(await framesBeforeMarker(a), [])
 
-  const nika = await joinQueue(stack, 'Nika')
+  const nika = await stack.waitingVisitor('Nika')
   t.equal((await a.nextOfType('UserJoined')).text, userJoined(nika))
-  const dodo = await joinQueue(stack, 'Dodo')
+  const dodo = await stack.waitingVisitor('Dodo')
   t.equal((await a.nextOfType('UserJoined')).text, userJoined(dodo))
 
   // Nika opens a second tab: same Join on a second socket.
@@ -95,7 +80,7 @@ t.test('a visitor who joins again keeps their place and agents get no second Use
   t.equal((await refreshed.nextOfType('UserJoined')).text, userJoined(nika))
 
   // Marker: a visitor who joins afterwards; queue events reach agents in the order Redis published them.
-  const zaza = await joinQueue(stack, 'Zaza')
+  const zaza = await stack.waitingVisitor('Zaza')
   const next = await a.nextOfType('UserJoined')
   t.equal(next.text, userJoined(zaza), 'the next UserJoined agents get is the new visitor, not Nika again')
   t.same(
@@ -112,8 +97,8 @@ t.test('a visitor who joins again keeps their place and agents get no second Use
 
 t.test('a claimed visitor never appears in a later Load, even after they join again', async (t) => {
   const stack = await startStack(t)
-  const nika = await joinQueue(stack, 'Nika')
-  const dodo = await joinQueue(stack, 'Dodo')
+  const nika = await stack.waitingVisitor('Nika')
+  const dodo = await stack.waitingVisitor('Dodo')
 
   const claimer = await agent(stack)
   claimer.send({ type: 'JoinUser', args: { userId: nika.userId, chatId: nika.chatId, username: 'Nika' } })
@@ -128,7 +113,7 @@ t.test('a claimed visitor never appears in a later Load, even after they join ag
   refreshed.send({ type: 'Join', args: { userId: nika.userId, username: 'Nika', from: 'User' } })
   t.equal((await refreshed.nextOfType('UserJoined')).text, userJoined(nika))
   // Marker for the live stream: a new visitor.
-  const zaza = await joinQueue(stack, 'Zaza')
+  const zaza = await stack.waitingVisitor('Zaza')
   t.equal((await later.nextOfType('UserJoined')).text, userJoined(zaza), 'the re-join was not streamed to agents')
 
   const last = await agent(stack)
@@ -142,7 +127,7 @@ t.test('visitors joining while an agent loads are each shown to the agent exactl
   let queued = 0
   let loadSent = false
   const joins = Array.from({ length: 40 }, (_, i) =>
-    joinQueue(stack, `V${i}`).then((v) => {
+    stack.waitingVisitor(`V${i}`).then((v) => {
       // Load once a few are queued, while the rest are still joining.
       if (++queued === 5 && !loadSent) {
         loadSent = true
@@ -154,7 +139,7 @@ t.test('visitors joining while an agent loads are each shown to the agent exactl
   const visitors = await Promise.all(joins)
   t.ok(loadSent)
   // Marker: a visitor who joins after all the others; their UserJoined comes after every earlier event.
-  const last = await joinQueue(stack, 'Last')
+  const last = await stack.waitingVisitor('Last')
   const marker = await a.next((m) => m.json?.type === 'UserJoined' && m.json.args.userId === last.userId)
   const before = a.received.slice(0, a.received.indexOf(marker))
 
