@@ -1,4 +1,5 @@
 import {
+  CloseCodes,
   PONGS,
   SUBPROTOCOL_V2,
   encodeClient,
@@ -61,6 +62,13 @@ export interface ChatHandlers {
   expiring?(secondsLeft: number): void
   /** The chat is over; the socket will not reconnect. */
   expired?(): void
+  /** v2, a waiting visitor: where they stand in the queue (again whenever it changes). */
+  queuePosition?(position: { position: number; waiting: number; estimatedWaitSeconds: number | null }): void
+  /**
+   * An agent's socket: the chat was handed to another agent (`toAgentId`; null: back to the queue;
+   * undefined: a seed-004 socket, told only by the 4403 close). The socket will not reconnect.
+   */
+  transferred?(toAgentId: string | null | undefined): void
   error?(error: { code: string; message: string; clientMessageId?: string }): void
   state?(state: ConnectionState, info: { attempt: number; delayMs?: number; code?: number }): void
 }
@@ -101,6 +109,7 @@ export class ChatClient {
   readonly #pending = new Map<string, string>()
   #counter = 0
   #joined = false
+  #transferred = false
 
   constructor(opts: ChatClientOptions) {
     this.identity = { ...opts.identity }
@@ -116,6 +125,11 @@ export class ChatClient {
       onText: (text) => this.#receive(text),
       onState: (state, info) => {
         if (state !== 'open') this.#joined = false
+        // A seed-004 socket learns of a transfer only from the close code.
+        if (state === 'closed' && info.code === CloseCodes.CHAT_TRANSFERRED && !this.#transferred) {
+          this.#transferred = true
+          this.#handlers.transferred?.(undefined)
+        }
         this.#handlers.state?.(state, info)
       },
     })
@@ -235,8 +249,17 @@ export class ChatClient {
     const a = frame.args
     switch (frame.type) {
       case 'UserJoined':
+        // Waiting (again, if an agent put the visitor back in the queue): no agent to write to.
+        if (this.identity.from === 'User') delete this.identity.supportId
         this.#joinedNow()
         this.#handlers.waiting?.(a)
+        break
+      case 'QueuePosition':
+        this.#handlers.queuePosition?.({ position: a.position, waiting: a.waiting, estimatedWaitSeconds: a.estimatedWaitSeconds })
+        break
+      case 'ChatUnassigned':
+        this.#transferred = true
+        this.#handlers.transferred?.(a.toAgentId)
         break
       case 'SupportJoinedUser':
         this.identity.supportId = a.supportId

@@ -48,9 +48,14 @@ const OPEN = 1
 
 /**
  * Close codes after which reconnecting cannot help: a normal close, a policy
- * violation (bad chat id), an expired chat.
+ * violation (bad chat id), a chat handed to another agent, an expired chat.
  */
-export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([1000, CloseCodes.POLICY_VIOLATION, CloseCodes.CHAT_EXPIRED])
+export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([
+  1000,
+  CloseCodes.POLICY_VIOLATION,
+  CloseCodes.CHAT_TRANSFERRED,
+  CloseCodes.CHAT_EXPIRED,
+])
 
 /** Delay before retry number `attempt` (0-based): exponential, capped, with jitter. */
 export function backoffDelay(attempt: number, backoff: Backoff = {}, random: () => number = Math.random): number {

@@ -35,6 +35,8 @@ export interface ChatRecord extends Visitor {
   /** Set once the chat ended (state 'ended'). */
   endedBy?: Party
   endReason?: string
+  /** supportIds the chat had before transfers: a visitor naming one is stale, not someone else. */
+  pastSupportIds?: string[]
 }
 
 /** A new random id: 32 lowercase hex characters, like seed 004's. */
@@ -96,6 +98,7 @@ export async function getChat(redis: Redis, chatId: string): Promise<ChatRecord 
   if (fields.claimedBy !== undefined) chat.claimedBy = fields.claimedBy
   if (fields.endedBy !== undefined) chat.endedBy = fields.endedBy as Party
   if (fields.endReason) chat.endReason = fields.endReason
+  if (fields.pastSupportIds) chat.pastSupportIds = fields.pastSupportIds.split(',')
   return chat
 }
 
@@ -113,21 +116,40 @@ export async function enqueueVisitor(
     redis,
     'sbEnqueue',
     [keys.chat(visitor.chatId), keys.queue, keys.queueSeq, keys.deadlines],
-    [visitor.chatId, visitor.userId, opts.chatTtlMs, grace(opts), channels.queue, JSON.stringify({ kind: 'joined', visitor })],
+    [visitor.chatId, visitor.userId, opts.chatTtlMs, grace(opts), channels.queue, visitorJson(visitor)],
   )
   const refused = refusal(result, { expired: ['CHAT_EXPIRED'], mismatch: USER_MISMATCH })
   if (refused) throw refused
   return result as 'queued' | Exclude<ChatState, 'new'>
 }
 
+/** The visitor as queue events carry it: the seed's fields in the seed's order. */
+function visitorJson(v: Visitor): string {
+  return JSON.stringify({ username: v.username, userId: v.userId, chatId: v.chatId })
+}
+
+/** Refusals of a claim that are about the agent's seats. */
+const SEAT_REFUSALS: Record<string, [ErrorCode, string?]> = {
+  away: ['AGENT_AWAY'],
+  capacity: ['AGENT_AT_CAPACITY'],
+}
+
 /**
  * Claims a waiting visitor for an agent. Atomic: of any number of concurrent
- * claims, on any instances, exactly one succeeds; the others get ALREADY_CLAIMED.
+ * claims, on any instances, exactly one succeeds; the others get
+ * ALREADY_CLAIMED. An identified agent takes a seat: an away agent, or one
+ * holding `maxChats` chats already (0: no limit), is refused. A claim by the
+ * agent who holds the chat already succeeds and changes nothing.
  */
-export async function claimVisitor(redis: Redis, chatId: string, userId: string, agentId?: string): Promise<void> {
-  const result = await runScript(redis, 'sbClaim', [keys.chat(chatId), keys.queue, keys.deadlines], [chatId, userId, channels.queue, agentId ?? ''])
-  if (result === 'ok') return
-  throw refusal(result, { claimed: ['ALREADY_CLAIMED'], notqueued: ['NOT_IN_QUEUE'] }) ?? new ProtocolError('VISITOR_NOT_FOUND')
+export async function claimVisitor(redis: Redis, chatId: string, userId: string, agentId?: string, maxChats = 0): Promise<void> {
+  const result = await runScript(
+    redis,
+    'sbClaim',
+    [keys.chat(chatId), keys.queue, keys.deadlines, keys.claims],
+    [chatId, userId, channels.queue, agentId ?? '', maxChats, channels.agents],
+  )
+  if (result === 'ok' || result === 'same') return
+  throw refusal(result, { claimed: ['ALREADY_CLAIMED'], notqueued: ['NOT_IN_QUEUE'], ...SEAT_REFUSALS }) ?? new ProtocolError('VISITOR_NOT_FOUND')
 }
 
 /**
@@ -143,6 +165,7 @@ export async function joinSupport(
   supportUserName: string,
   opts: ExpiryOptions,
   agentId?: string,
+  maxChats = 0,
 ): Promise<SupportJoined & { rejoined?: true }> {
   const joined: SupportJoined = {
     supportId: newId(),
@@ -154,7 +177,7 @@ export async function joinSupport(
   const result = await runScript(
     redis,
     'sbJoinSupport',
-    [keys.chat(chat.chatId), keys.queue, keys.deadlines],
+    [keys.chat(chat.chatId), keys.queue, keys.deadlines, keys.claims],
     [
       chat.chatId,
       chat.userId,
@@ -166,6 +189,8 @@ export async function joinSupport(
       envelope('all', encode.supportJoinedUser(joined)),
       channels.queue,
       agentId ?? '',
+      maxChats,
+      channels.agents,
     ],
   )
   if (result === 'same') {
@@ -178,6 +203,7 @@ export async function joinSupport(
     mismatch: USER_MISMATCH,
     ended: ['CHAT_ENDED'],
     claimed: ['ALREADY_CLAIMED', 'Another agent has already joined this chat'],
+    ...SEAT_REFUSALS,
   })
   if (refused) throw refused
   return joined
@@ -191,6 +217,8 @@ export interface NewMessage {
   from: Party
   /** The client's id for the message: a retry with the same id stores nothing new. */
   clientMessageId?: string
+  /** The sending agent, when identified: only the agent who holds the chat may write as Support. */
+  agentId?: string
 }
 
 export interface StoredMessage {
@@ -216,6 +244,10 @@ export async function appendMessage(redis: Redis, input: NewMessage, opts: Expir
     from: input.from,
   })
   const clientId = input.clientMessageId ?? ''
+  // The supportId is cut out: the script stores the chat's current one (see sbAppendMessage).
+  const head = `{"userId":${JSON.stringify(input.userId)},"supportId":"`
+  const tail = v1.slice(head.length + input.supportId.length, -1)
+  if (!v1.startsWith(head) || !tail.startsWith('",')) throw new Error('ChatMessage args are not in seed-004 order')
   const result = await runScript<string | [string, string]>(
     redis,
     'sbAppendMessage',
@@ -223,7 +255,7 @@ export async function appendMessage(redis: Redis, input: NewMessage, opts: Expir
     [
       input.chatId,
       input.supportId,
-      v1.slice(0, -1),
+      head,
       newId(),
       clientId,
       clientId ? `,"clientMessageId":${JSON.stringify(clientId)}` : '',
@@ -231,6 +263,8 @@ export async function appendMessage(redis: Redis, input: NewMessage, opts: Expir
       grace(opts),
       channels.chat(input.chatId),
       input.from,
+      tail,
+      input.agentId ?? '',
     ],
   )
   if (Array.isArray(result)) {
@@ -305,7 +339,7 @@ export async function endChat(redis: Redis, chatId: string, by: Party, givenReas
     redis,
     'sbEndChat',
     [keys.chat(chatId), keys.queue, keys.deadlines],
-    [chatId, by, reason ?? '', channels.chat(chatId), encodeV2.chatEnded(chatId, by, reason), channels.queue],
+    [chatId, by, reason ?? '', channels.chat(chatId), encodeV2.chatEnded(chatId, by, reason), channels.queue, channels.agents],
   )
   if (result === 'expired') throw new ProtocolError('CHAT_EXPIRED')
   return result === 'ok'

@@ -23,7 +23,7 @@ export async function sweepExpired(redis: Redis): Promise<number> {
       redis,
       'sbExpire',
       [keys.deadlines, keys.chat(chatId), keys.messages(chatId), keys.queue, keys.clientIds(chatId), keys.receipts(chatId)],
-      [chatId, channels.chat(chatId), envelope('all', encode.chatExpired(chatId)), channels.queue],
+      [chatId, channels.chat(chatId), envelope('all', encode.chatExpired(chatId)), channels.queue, channels.agents],
     )
     expired += won
   }

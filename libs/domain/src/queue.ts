@@ -1,28 +1,33 @@
 import type { Redis } from 'ioredis'
-import type { Visitor } from '@switchboard/protocol'
+import type { QueuedVisitor } from '@switchboard/protocol'
 import { keys } from './keys.js'
 import { redisMillis } from './time.js'
 
-/** The waiting visitors, first come first. Chats that expired but are not swept yet are left out. */
-export async function listQueue(redis: Redis): Promise<Visitor[]> {
-  const chatIds = await redis.zrange(keys.queue, 0, -1)
-  if (chatIds.length === 0) return []
+/**
+ * The waiting visitors, first come first, with when they were queued and
+ * their place. Chats that expired but are not swept yet are left out.
+ */
+export async function listQueue(redis: Redis): Promise<QueuedVisitor[]> {
+  const withScores = await redis.zrange(keys.queue, 0, -1, 'WITHSCORES')
+  if (withScores.length === 0) return []
+  const chatIds = withScores.filter((_, i) => i % 2 === 0)
   const pipeline = redis.pipeline()
-  for (const chatId of chatIds) pipeline.hmget(keys.chat(chatId), 'userId', 'username', 'state')
+  for (const chatId of chatIds) pipeline.hmget(keys.chat(chatId), 'userId', 'username', 'state', 'queuedAt')
   pipeline.zmscore(keys.deadlines, ...chatIds)
   pipeline.time()
   const results = (await pipeline.exec()) ?? []
   const [, time] = results[results.length - 1] as [null, string[]]
   const [, deadlines] = results[results.length - 2] as [null, (string | null)[]]
   const now = redisMillis(time)
-  const visitors: Visitor[] = []
+  const visitors: QueuedVisitor[] = []
   chatIds.forEach((chatId, i) => {
     const [err, fields] = results[i] as [Error | null, (string | null)[]]
     if (err) throw err
-    const [userId, username, state] = fields
+    const [userId, username, state, queuedAt] = fields
     const deadline = deadlines[i]
     if (!userId || state !== 'waiting' || deadline == null || Number(deadline) <= now) return
-    visitors.push({ username: username ?? '', userId, chatId })
+    const since = new Date(Number(queuedAt ?? now)).toISOString()
+    visitors.push({ username: username ?? '', userId, chatId, since, order: Number(withScores[2 * i + 1]) })
   })
   return visitors
 }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { LUA_AGENT_KEYS } from './keys.js'
 
 /*
  * Lua scripts: each read-check-write runs atomically in Redis, and the
@@ -23,10 +24,40 @@ local function alive(deadlines, chatId, now)
 end
 `
 
+// Seats: an agent's chats. An away agent takes no new visitor, and no agent more than maxChats (0: no limit).
+const SEATS = `${LUA_AGENT_KEYS}
+local function seatRefusal(id, maxChats)
+  if redis.call('HGET', agentKey(id), 'status') == 'away' then return 'away' end
+  if maxChats > 0 and redis.call('SCARD', agentChats(id)) >= maxChats then return 'capacity' end
+  return nil
+end
+-- Records a claim for the wait estimate; keeps the last 100.
+local function recordClaim(claims, chatId, now)
+  redis.call('ZADD', claims, now, chatId)
+  redis.call('ZREMRANGEBYRANK', claims, 0, -101)
+end
+local function agentsChanged(channel, ids)
+  if #ids > 0 then redis.call('PUBLISH', channel, cjson.encode({changed = ids})) end
+end
+-- Who holds a chat: the agent who joined it, else the one who claimed it.
+local function ownerOf(chat)
+  local o = redis.call('HMGET', chat, 'agentId', 'claimedBy')
+  return o[1] or o[2]
+end
+-- Frees the owner's seat, if any, and says so.
+local function releaseSeat(chat, chatId, channel)
+  local owner = ownerOf(chat)
+  if owner then
+    redis.call('SREM', agentChats(owner), chatId)
+    agentsChanged(channel, {owner})
+  end
+end
+`
+
 const scriptSources = {
   /**
    * KEYS: chat, queue, queueSeq, deadlines
-   * ARGV: chatId, userId, ttlMs, graceMs, queueChannel, joinedEvent
+   * ARGV: chatId, userId, ttlMs, graceMs, queueChannel, visitorJson
    * → 'queued' (newly queued) | state ('waiting' | 'claimed' | 'active') | 'expired' | 'mismatch'
    */
   sbEnqueue: {
@@ -41,39 +72,50 @@ redis.call('ZADD', KEYS[2], seq, ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'waiting', 'queuedAt', now)
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+redis.call('PUBLISH', ARGV[5], '{"kind":"joined","order":' .. seq .. ',"since":' .. now .. ',"visitor":' .. ARGV[6] .. '}')
 return 'queued'
 `,
   },
   /**
-   * KEYS: chat, queue, deadlines
-   * ARGV: chatId, userId, queueChannel, agentId ('' when agents are anonymous)
-   * → 'ok' | 'notfound' | 'notqueued' | 'claimed'
+   * KEYS: chat, queue, deadlines, claims
+   * ARGV: chatId, userId, queueChannel, agentId ('' when agents are anonymous), maxChats, agentChannel
+   * → 'ok' | 'same' (this agent holds it already) | 'notfound' | 'notqueued' | 'claimed' | 'away' | 'capacity'
    */
   sbClaim: {
-    keys: 3,
-    lua: `${NOW}${ALIVE}
+    keys: 4,
+    lua: `${NOW}${ALIVE}${SEATS}
 if not alive(KEYS[3], ARGV[1], now) then return 'notfound' end
-local f = redis.call('HMGET', KEYS[1], 'userId', 'state')
+local f = redis.call('HMGET', KEYS[1], 'userId', 'state', 'claimedBy', 'agentId')
+local agentId = ARGV[4]
 if f[1] ~= ARGV[2] then return 'notfound' end
 if f[2] == 'new' then return 'notqueued' end
+if agentId ~= '' and f[2] ~= 'ended' and (f[3] == agentId or f[4] == agentId) then return 'same' end
 if f[2] ~= 'waiting' then return 'claimed' end
+if agentId ~= '' then
+  local refused = seatRefusal(agentId, tonumber(ARGV[5]))
+  if refused then return refused end
+end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'claimed', 'claimedAt', now)
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'claimedBy', ARGV[4]) end
+recordClaim(KEYS[4], ARGV[1], now)
 redis.call('PUBLISH', ARGV[3], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. ARGV[2] .. '"}')
+if agentId ~= '' then
+  redis.call('HSET', KEYS[1], 'claimedBy', agentId, 'assignedAt', now)
+  redis.call('SADD', agentChats(agentId), ARGV[1])
+  agentsChanged(ARGV[6], {agentId})
+end
 return 'ok'
 `,
   },
   /**
-   * KEYS: chat, queue, deadlines
+   * KEYS: chat, queue, deadlines, claims
    * ARGV: chatId, userId, supportId, supportUserName, ttlMs, graceMs, chatChannel, envelope, queueChannel,
-   *       agentId ('' when agents are anonymous)
-   * → 'ok' | 'expired' | 'mismatch' | 'ended' | 'claimed' | 'same' (this agent has the chat already)
+   *       agentId ('' when agents are anonymous), maxChats, agentChannel
+   * → 'ok' | 'expired' | 'mismatch' | 'ended' | 'claimed' | 'same' (this agent has the chat already) | 'away' | 'capacity'
    */
   sbJoinSupport: {
-    keys: 3,
-    lua: `${NOW}${ALIVE}
+    keys: 4,
+    lua: `${NOW}${ALIVE}${SEATS}
 if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
 local f = redis.call('HMGET', KEYS[1], 'userId', 'supportId', 'state', 'claimedBy', 'agentId')
 local agentId = ARGV[10]
@@ -85,15 +127,29 @@ if f[2] then
 end
 -- A visitor claimed by one agent is not joined by another.
 if agentId ~= '' and f[3] == 'claimed' and f[4] and f[4] ~= agentId then return 'claimed' end
+-- Joining a visitor this agent did not claim takes a seat, as a claim would.
+local takesSeat = agentId ~= '' and not (f[3] == 'claimed' and f[4] == agentId)
+if takesSeat then
+  local refused = seatRefusal(agentId, tonumber(ARGV[11]))
+  if refused then return refused end
+end
 local wasQueued = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'active', 'supportId', ARGV[3], 'supportUserName', ARGV[4], 'supportJoinedAt', now)
-if agentId ~= '' then redis.call('HSET', KEYS[1], 'agentId', agentId) end
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]) + tonumber(ARGV[6]))
 if wasQueued == 1 then
+  recordClaim(KEYS[4], ARGV[1], now)
   redis.call('PUBLISH', ARGV[9], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. ARGV[2] .. '"}')
 end
 redis.call('PUBLISH', ARGV[7], ARGV[8])
+if agentId ~= '' then
+  redis.call('HSET', KEYS[1], 'agentId', agentId, 'claimedBy', agentId)
+  if takesSeat then
+    redis.call('HSET', KEYS[1], 'assignedAt', now)
+    redis.call('SADD', agentChats(agentId), ARGV[1])
+    agentsChanged(ARGV[12], {agentId})
+  end
+end
 return 'ok'
 `,
   },
@@ -101,20 +157,27 @@ return 'ok'
    * Stores a message with the next seq (1, 2, 3 … per chat, no gaps) and
    * announces it; a clientMessageId seen before stores nothing and returns
    * the message stored then.
+   * A visitor's message naming a supportId the chat had before a transfer
+   * (sent while it happened) is stored under the current one.
    * KEYS: chat, messages, deadlines, clientIds, receipts
-   * ARGV: chatId, supportId, argsPrefix (seed-004 args without the closing brace), messageId,
+   * ARGV: chatId, supportId, argsHead (seed-004 args up to the supportId's value), messageId,
    *       clientMessageId ('' for none), clientIdField (',"clientMessageId":…' or ''), ttlMs, graceMs,
-   *       chatChannel, from ('User' | 'Support')
+   *       chatChannel, from ('User' | 'Support'), argsTail (after the supportId's value, without the closing brace),
+   *       agentId (the sending agent's, '' for none)
    * → {'ok', stored} | {'dup', stored} | 'expired' | 'noagent' | 'mismatch' | 'ended'
    */
   sbAppendMessage: {
     keys: 5,
     lua: `${NOW}${ALIVE}
 if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
-local f = redis.call('HMGET', KEYS[1], 'supportId', 'state')
+local f = redis.call('HMGET', KEYS[1], 'supportId', 'state', 'pastSupportIds', 'agentId')
 if f[2] == 'ended' and not f[1] then return 'ended' end
 if not f[1] then return 'noagent' end
-if f[1] ~= ARGV[2] then return 'mismatch' end
+if f[1] ~= ARGV[2] then
+  local past = f[3] and string.find(',' .. f[3] .. ',', ',' .. ARGV[2] .. ',', 1, true)
+  if ARGV[10] ~= 'User' or not past then return 'mismatch' end
+end
+if ARGV[10] == 'Support' and ARGV[12] ~= '' and f[4] and f[4] ~= ARGV[12] then return 'mismatch' end
 -- A clientMessageId belongs to its sender: the other side may use the same one.
 local idField = ARGV[10] .. ':' .. ARGV[5]
 if ARGV[5] ~= '' then
@@ -124,7 +187,7 @@ end
 -- Checked after the retry lookup: a message stored before the end still gets its Ack.
 if f[2] == 'ended' then return 'ended' end
 local seq = redis.call('LLEN', KEYS[2]) + 1
-local stored = ARGV[3] .. ',"seq":' .. seq .. ',"messageId":"' .. ARGV[4] .. '"' .. ARGV[6] .. '}'
+local stored = ARGV[3] .. f[1] .. ARGV[11] .. ',"seq":' .. seq .. ',"messageId":"' .. ARGV[4] .. '"' .. ARGV[6] .. '}'
 redis.call('RPUSH', KEYS[2], stored)
 local ttl = tonumber(ARGV[7]) + tonumber(ARGV[8])
 if ARGV[5] ~= '' then
@@ -185,13 +248,14 @@ return 'ok'
   },
   /**
    * Ends a chat: read-only from now on, history kept until it expires.
+   * Frees the agent's seat.
    * KEYS: chat, queue, deadlines
-   * ARGV: chatId, by, reason, chatChannel, endedFrame, queueChannel
+   * ARGV: chatId, by, reason, chatChannel, endedFrame, queueChannel, agentChannel
    * → 'ok' | 'already' | 'expired'
    */
   sbEndChat: {
     keys: 3,
-    lua: `${NOW}${ALIVE}
+    lua: `${NOW}${ALIVE}${SEATS}
 if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
 local f = redis.call('HMGET', KEYS[1], 'state', 'userId')
 if f[1] == 'ended' then return 'already' end
@@ -200,6 +264,7 @@ if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
   redis.call('PUBLISH', ARGV[6], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. f[2] .. '"}')
 end
 redis.call('PUBLISH', ARGV[4], 'all:v2|' .. ARGV[5])
+releaseSeat(KEYS[1], ARGV[1], ARGV[7])
 return 'ok'
 `,
   },
@@ -245,22 +310,150 @@ return 1
    * Expires one chat whose deadline has passed. Only one caller wins, so each
    * expiry is announced once however many instances sweep.
    * KEYS: deadlines, chat, messages, queue, clientIds, receipts
-   * ARGV: chatId, chatChannel, expiredEnvelope, queueChannel
+   * ARGV: chatId, chatChannel, expiredEnvelope, queueChannel, agentChannel
    * → 1 if this call expired the chat, 0 otherwise
    */
   sbExpire: {
     keys: 6,
-    lua: `${NOW}
+    lua: `${NOW}${SEATS}
 local d = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not d or tonumber(d) > now then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 local userId = redis.call('HGET', KEYS[2], 'userId')
 local queued = redis.call('ZREM', KEYS[4], ARGV[1])
+releaseSeat(KEYS[2], ARGV[1], ARGV[5])
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[5], KEYS[6])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 if queued == 1 and userId then
   redis.call('PUBLISH', ARGV[4], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. userId .. '"}')
 end
+return 1
+`,
+  },
+  /**
+   * Hands a chat from one agent to another online one with a free seat, or
+   * (toAgentId '') back to the head of the queue.
+   * KEYS: chat, queue, deadlines, messages, receipts, clientIds, agentsOnline
+   * ARGV: chatId, fromAgentId, toAgentId, newSupportId, toName, ttlMs, graceMs, maxChats, chatChannel,
+   *       queueChannel, agentChannel, unassignEnvelope, visitorEnvelope, assignedEvent, unassignedEvent, visitorJson
+   * → 'ok' | 'expired' | 'ended' | 'notyours' | 'unavailable' | 'capacity'
+   */
+  sbTransfer: {
+    keys: 7,
+    lua: `${NOW}${ALIVE}${SEATS}
+if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
+local f = redis.call('HMGET', KEYS[1], 'state', 'supportId', 'pastSupportIds')
+if f[1] == 'ended' then return 'ended' end
+local from, to = ARGV[2], ARGV[3]
+if (f[1] ~= 'claimed' and f[1] ~= 'active') or ownerOf(KEYS[1]) ~= from then return 'notyours' end
+local ttl = tonumber(ARGV[6])
+if to ~= '' then
+  if to == from then return 'unavailable' end
+  local lease = redis.call('ZSCORE', KEYS[7], to)
+  if not lease or tonumber(lease) <= now or redis.call('HGET', agentKey(to), 'status') == 'away' then return 'unavailable' end
+  if seatRefusal(to, tonumber(ARGV[8])) then return 'capacity' end
+end
+-- A visitor's message in flight with the old supportId is still stored.
+if f[2] then redis.call('HSET', KEYS[1], 'pastSupportIds', f[3] and (f[3] .. ',' .. f[2]) or f[2]) end
+redis.call('SREM', agentChats(from), ARGV[1])
+redis.call('HDEL', KEYS[1], 'warnedFor')
+-- The old agent's sockets on the chat learn it first (and close), then the visitor.
+redis.call('PUBLISH', ARGV[9], ARGV[12])
+if to ~= '' then
+  redis.call('SADD', agentChats(to), ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'active', 'supportId', ARGV[4], 'supportUserName', ARGV[5], 'agentId', to, 'claimedBy', to,
+    'assignedAt', now, 'supportJoinedAt', now)
+  redis.call('PUBLISH', ARGV[9], ARGV[13])
+  redis.call('PUBLISH', ARGV[11], ARGV[14])
+else
+  redis.call('HDEL', KEYS[1], 'supportId', 'supportUserName', 'agentId', 'claimedBy', 'assignedAt', 'supportJoinedAt')
+  local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  local order = head[2] and (tonumber(head[2]) - 1) or 0
+  redis.call('ZADD', KEYS[2], order, ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'waiting', 'queuedAt', now)
+  redis.call('PUBLISH', ARGV[9], ARGV[13])
+  redis.call('PUBLISH', ARGV[10], '{"kind":"joined","order":' .. order .. ',"since":' .. now .. ',"visitor":' .. ARGV[16] .. '}')
+end
+redis.call('PUBLISH', ARGV[11], ARGV[15])
+-- A transfer is activity: the chat lives on from now.
+redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
+for i = 1, 6 do
+  if i ~= 2 and i ~= 3 then redis.call('PEXPIRE', KEYS[i], ttl + tonumber(ARGV[7])) end
+end
+agentsChanged(ARGV[11], to ~= '' and {from, to} or {from})
+return 'ok'
+`,
+  },
+  /**
+   * Renews this instance's lease on an agent's presence (their first socket
+   * here, every renewal, and their last socket closing: from then the lease
+   * runs out unless another instance holds one). An agent coming online
+   * starts with status 'online'; one still within the lease keeps theirs.
+   * KEYS: agentSessions, agent, agentsOnline
+   * ARGV: agentId, instanceId, leaseMs, name, anonymous ('1' | ''), agentChannel
+   * → 1 if the agent came online now, 0 otherwise
+   */
+  sbPresenceRenew: {
+    keys: 3,
+    lua: `${NOW}${SEATS}
+local prev = redis.call('ZSCORE', KEYS[3], ARGV[1])
+local wasOnline = prev and tonumber(prev) > now
+local lease = now + tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], lease, ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('ZADD', KEYS[3], top[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + 60000)
+local name = redis.call('HGET', KEYS[2], 'name')
+if name ~= ARGV[4] then redis.call('HSET', KEYS[2], 'name', ARGV[4], 'anonymous', ARGV[5]) end
+if wasOnline then
+  if name ~= ARGV[4] then agentsChanged(ARGV[6], {ARGV[1]}) end
+  return 0
+end
+redis.call('HSET', KEYS[2], 'status', 'online')
+agentsChanged(ARGV[6], {ARGV[1]})
+return 1
+`,
+  },
+  /**
+   * Takes agents whose every lease ran out offline, and says so once,
+   * however many instances sweep.
+   * KEYS: agentsOnline
+   * ARGV: agentChannel
+   * → how many went offline
+   */
+  sbPresenceSweep: {
+    keys: 1,
+    lua: `${NOW}${SEATS}
+local gone = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 200)) do
+  redis.call('ZREMRANGEBYSCORE', agentSessions(id), '-inf', now)
+  local top = redis.call('ZRANGE', agentSessions(id), -1, -1, 'WITHSCORES')
+  if top[2] then
+    redis.call('ZADD', KEYS[1], top[2], id)
+  else
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('DEL', agentSessions(id))
+    -- An anonymous agent is one socket: nothing of it outlives it.
+    if redis.call('HGET', agentKey(id), 'anonymous') == '1' then redis.call('DEL', agentKey(id), agentChats(id)) end
+    table.insert(gone, id)
+  end
+end
+agentsChanged(ARGV[1], gone)
+return #gone
+`,
+  },
+  /**
+   * KEYS: agent
+   * ARGV: agentId, status, agentChannel
+   * → 1 if the status changed
+   */
+  sbSetStatus: {
+    keys: 1,
+    lua: `${SEATS}
+if redis.call('HGET', KEYS[1], 'status') == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2])
+agentsChanged(ARGV[3], {ARGV[1]})
 return 1
 `,
   },

@@ -16,6 +16,10 @@ import {
   readHistory,
   type RedisConnections,
 } from '@switchboard/domain'
+
+/** The seed's fields of each queued visitor (since and order are checked where they matter). */
+const visitorsOf = (list: { username: string; userId: string; chatId: string }[]) =>
+  list.map(({ username, userId, chatId }) => ({ username, userId, chatId }))
 import { startRedis } from '@switchboard/testing'
 
 const HEX32 = /^[0-9a-f]{32}$/
@@ -54,19 +58,19 @@ t.test('a chat moves new → waiting → claimed → active', async (t) => {
   t.match(created, { ...visitor, state: 'new' })
   t.type(created?.createdAt, 'number')
   t.equal(created?.supportId, undefined)
-  t.same(await listQueue(redis), [], 'a new chat is not in the queue')
+  t.same(visitorsOf(await listQueue(redis)), [], 'a new chat is not in the queue')
 
   t.equal(await enqueueVisitor(redis, visitor, OPTS), 'queued')
   t.equal((await getChat(redis, visitor.chatId))?.state, 'waiting')
-  t.same(await listQueue(redis), [visitor])
+  t.same(visitorsOf(await listQueue(redis)), [visitor])
   t.equal(await enqueueVisitor(redis, visitor, OPTS), 'waiting', 'joining again reports the state and queues nobody twice')
-  t.same(await listQueue(redis), [visitor])
+  t.same(visitorsOf(await listQueue(redis)), [visitor])
 
   await claimVisitor(redis, visitor.chatId, visitor.userId)
   t.equal((await getChat(redis, visitor.chatId))?.state, 'claimed')
-  t.same(await listQueue(redis), [], 'claimed visitors leave the queue')
+  t.same(visitorsOf(await listQueue(redis)), [], 'claimed visitors leave the queue')
   t.equal(await enqueueVisitor(redis, visitor, OPTS), 'claimed', 'and do not come back by joining again')
-  t.same(await listQueue(redis), [])
+  t.same(visitorsOf(await listQueue(redis)), [])
 
   const joined = await joinSupport(redis, visitor, 'Vika', OPTS)
   t.match(joined, { supportId: HEX32, supportUserName: 'Vika', username: 'Nika', userId: visitor.userId, chatId: visitor.chatId })
@@ -89,14 +93,21 @@ t.test('the queue is first come first served', async (t) => {
   const c = await createChat(redis, 'C', OPTS)
   // Queued in a different order than created.
   for (const v of [b, c, a]) t.equal(await enqueueVisitor(redis, v, OPTS), 'queued')
-  t.same(await listQueue(redis), [b, c, a])
+  const queue = await listQueue(redis)
+  t.same(visitorsOf(queue), [b, c, a])
+  t.same(queue.map((v) => v.order), [1, 2, 3], 'each carries its place')
+  const since = queue.map((v) => Date.parse(v.since))
+  t.ok(since.every((s, i) => Number.isFinite(s) && (i === 0 || s >= since[i - 1]!)), 'and when it was queued, ISO-8601, in order')
+  // Joining again does not move anyone.
+  t.equal(await enqueueVisitor(redis, b, OPTS), 'waiting')
+  t.same(await listQueue(redis), queue, 'a visitor who joins again keeps their place')
 })
 
 t.test('enqueueVisitor with someone else\'s userId → IDENTITY_MISMATCH', async (t) => {
   const { redis } = await connect(t)
   const visitor = await createChat(redis, 'Nika', OPTS)
   await rejectsWith(t, enqueueVisitor(redis, { ...visitor, userId: newId() }, OPTS), 'IDENTITY_MISMATCH', 'wrong userId')
-  t.same(await listQueue(redis), [])
+  t.same(visitorsOf(await listQueue(redis)), [])
   await rejectsWith(t, enqueueVisitor(redis, { ...visitor, chatId: newId() }, OPTS), 'CHAT_EXPIRED', 'unknown chat')
 })
 
@@ -107,7 +118,7 @@ t.test('claimVisitor refusals', async (t) => {
   await enqueueVisitor(redis, visitor, OPTS)
   await rejectsWith(t, claimVisitor(redis, visitor.chatId, newId()), 'VISITOR_NOT_FOUND', 'wrong userId')
   await rejectsWith(t, claimVisitor(redis, newId(), visitor.userId), 'VISITOR_NOT_FOUND', 'unknown chat')
-  t.same(await listQueue(redis), [visitor], 'refused claims leave the visitor queued')
+  t.same(visitorsOf(await listQueue(redis)), [visitor], 'refused claims leave the visitor queued')
 })
 
 t.test('50 concurrent claims from separate connections: exactly one wins', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { encode } from '@switchboard/protocol'
-import { envelope, newId, openEnvelope, parseQueueEvent, type Audience, type QueueEvent } from '@switchboard/domain'
+import { agentFrameEvent, envelope, newId, openEnvelope, parseAgentEvent, parseQueueEvent, type Audience, type QueueEvent } from '@switchboard/domain'
 
 const visitor = { username: 'Nika', userId: newId(), chatId: newId() }
 
@@ -43,13 +43,23 @@ t.test('openEnvelope rejects what is not an envelope', async (t) => {
 })
 
 t.test('parseQueueEvent round trips both kinds', async (t) => {
-  const joined: QueueEvent = { kind: 'joined', visitor }
+  const joined: QueueEvent = { kind: 'joined', visitor, order: 3, since: 1764000000000 }
   t.same(parseQueueEvent(JSON.stringify(joined)), joined)
   // Exactly what the Lua scripts publish for a removal.
   const removedText = `{"kind":"removed","chatId":"${visitor.chatId}","userId":"${visitor.userId}"}`
   t.same(parseQueueEvent(removedText), { kind: 'removed', chatId: visitor.chatId, userId: visitor.userId })
-  // And what enqueueVisitor publishes for a join.
-  t.same(parseQueueEvent(JSON.stringify({ kind: 'joined', visitor })), { kind: 'joined', visitor })
+  // And what sbEnqueue publishes for a join (order may be negative: a visitor put back at the head).
+  const joinedText = `{"kind":"joined","order":-2,"since":1764000000000,"visitor":${JSON.stringify(visitor)}}`
+  t.same(parseQueueEvent(joinedText), { kind: 'joined', order: -2, since: 1764000000000, visitor })
+  t.equal(parseQueueEvent(JSON.stringify({ kind: 'joined', visitor })), null, 'a joined event without its place is refused')
+})
+
+t.test('parseAgentEvent reads both kinds and refuses anything else', async (t) => {
+  t.same(parseAgentEvent('{"changed":["a","b"]}'), { kind: 'changed', agentIds: ['a', 'b'] })
+  t.same(parseAgentEvent(agentFrameEvent('a"b', '{"type":"X"}')), { kind: 'frame', to: 'a"b', frame: '{"type":"X"}' })
+  for (const text of ['', 'null', '{}', '{"changed":[1]}', '{"changed":"a"}', '{"to":"a"}', '{"to":1,"frame":"x"}', '[']) {
+    t.equal(parseAgentEvent(text), null, JSON.stringify(text))
+  }
 })
 
 t.test('parseQueueEvent rejects anything else with null, never throwing', async (t) => {

@@ -18,6 +18,10 @@ import {
   touchWaiting,
   type RedisConnections,
 } from '@switchboard/domain'
+
+/** The seed's fields of each queued visitor (since and order are checked where they matter). */
+const visitorsOf = (list: { username: string; userId: string; chatId: string }[]) =>
+  list.map(({ username, userId, chatId }) => ({ username, userId, chatId }))
 import { startRedis, type TestRedis } from '@switchboard/testing'
 
 const SHORT = { chatTtlMs: 200 }
@@ -110,7 +114,7 @@ t.test('sweepExpired removes an expired chat: keys, queue entry, deadline entry;
 
   // Past the deadline but not swept: already gone for readers, keys still there (grace).
   for (const c of short) t.equal(await getChat(redis, c.chatId), null, `${c.username}: getChat is null past the deadline`)
-  t.same(await listQueue(redis), [lives], 'listQueue leaves out expired chats')
+  t.same(visitorsOf(await listQueue(redis)), [lives], 'listQueue leaves out expired chats')
   t.equal(await redis.exists(keys.chat(waiting.chatId)), 1, 'keys outlive the deadline until swept')
 
   t.equal(await sweepExpired(redis), 3, 'returns how many chats it expired')
@@ -120,7 +124,7 @@ t.test('sweepExpired removes an expired chat: keys, queue entry, deadline entry;
     t.equal(await deadlineOf(redis, c.chatId), null, `${c.username}: deadline entry removed`)
     t.equal(await redis.zscore(keys.queue, c.chatId), null, `${c.username}: not in the queue`)
   }
-  t.same(await listQueue(redis), [lives], 'the chat with a later deadline is untouched')
+  t.same(visitorsOf(await listQueue(redis)), [lives], 'the chat with a later deadline is untouched')
   t.ok(await getChat(redis, lives.chatId))
   t.equal(await redis.zcard(keys.queue), 1)
   t.equal(await redis.zcard(keys.deadlines), 1)
@@ -203,7 +207,7 @@ t.test('touchWaiting keeps a chat nobody joined alive, but not one an agent join
   t.equal(await sweepExpired(redis), 1, 'only the active chat expired')
   t.equal(await getChat(redis, active.chatId), null)
   t.equal((await getChat(redis, waiting.chatId))?.state, 'waiting', 'the touched waiting chat lives on')
-  t.same(await listQueue(redis), [waiting], 'and stays queued')
+  t.same(visitorsOf(await listQueue(redis)), [waiting], 'and stays queued')
   t.ok(await redis.pttl(keys.chat(waiting.chatId)) > 0)
 
   // Touching an expired chat does not bring it back.

@@ -25,6 +25,8 @@ export const CloseCodes = {
   INTERNAL_ERROR: 1011,
   /** Nothing received for IDLE_TIMEOUT_SECONDS (mirrors HTTP 408). */
   IDLE_TIMEOUT: 4408,
+  /** The chat was handed to another agent: this agent's sockets on it are done (mirrors HTTP 403). */
+  CHAT_TRANSFERRED: 4403,
   /** The chat expired or never existed (mirrors HTTP 410 Gone). */
   CHAT_EXPIRED: 4410,
 } as const
@@ -45,6 +47,14 @@ export const Errors = {
   NOT_IN_QUEUE: { message: 'This visitor has not joined the queue yet' },
   STORE_UNAVAILABLE: { message: 'Storage is unavailable; nothing was stored, try again shortly', httpStatus: 503 },
   CHAT_ENDED: { message: 'This chat has ended; it is read-only until it expires' },
+  AGENT_AT_CAPACITY: { message: 'This agent already holds MAX_CHATS_PER_AGENT chats; end or transfer one first' },
+  AGENT_AWAY: { message: 'An away agent cannot take visitors; set your status to online first' },
+  AGENT_UNAVAILABLE: { message: 'That agent is not online, is away, or is you' },
+  NOT_ASSIGNED: { message: 'This chat is not assigned to you' },
+  CHAT_TRANSFERRED: {
+    message: 'This chat was handed to another agent',
+    closeCode: CloseCodes.CHAT_TRANSFERRED,
+  },
   INVALID_SEQ: { message: 'No message has that seq in this chat' },
   UNAUTHORIZED: { message: 'Joining as Support needs an agent token at the handshake' },
   MESSAGE_TOO_LONG: { message: 'Message content is longer than MAX_MESSAGE_LENGTH' },

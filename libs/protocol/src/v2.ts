@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
-import { ChatMessageArgs, JoinArgs, type ChatMessage, type Visitor } from './frames.js'
+import { ChatMessageArgs, Id, JoinArgs, JoinUserArgs, LoadArgs, type ChatMessage, type Visitor } from './frames.js'
 
 /**
  * Protocol v2: offered by a client as the WebSocket subprotocol
@@ -59,6 +59,68 @@ export const ChatClientFramesV2 = {
   EndChat: EndChatArgs,
 } as const satisfies Record<string, TSchema>
 
+// ---------------------------------------------------------------- agent workflow (docs/agent-workflow.md)
+
+export const AgentStatus = Type.Union([Type.Literal('online'), Type.Literal('away')])
+export type AgentStatus = Static<typeof AgentStatus>
+
+export const SetStatusArgs = Type.Object({ status: AgentStatus })
+export type SetStatusArgs = Static<typeof SetStatusArgs>
+
+/** An agent id as tokens carry it (`sub`): 1 to 128 characters. */
+export const AgentId = Type.String({ minLength: 1, maxLength: 128 })
+
+export const TransferChatArgs = Type.Object({
+  chatId: Id,
+  /** Another online agent with a free seat; null puts the visitor back at the head of the queue. */
+  toAgentId: Type.Union([AgentId, Type.Null()]),
+})
+export type TransferChatArgs = Static<typeof TransferChatArgs>
+
+/** Frame types a v2 agent may send on `/users`. */
+export const QueueClientFramesV2 = {
+  Load: LoadArgs,
+  JoinUser: JoinUserArgs,
+  SetStatus: SetStatusArgs,
+  TransferChat: TransferChatArgs,
+} as const satisfies Record<string, TSchema>
+
+export interface AgentPresence {
+  agentId: string
+  name: string
+  status: AgentStatus
+  /** Chats the agent holds (claimed or joined, not ended). */
+  activeChats: number
+}
+
+export interface MyChat {
+  chatId: string
+  userId: string
+  username: string
+  /** When the agent got the chat, ISO-8601. */
+  since: string
+  /** The visitor's messages this agent has not read. */
+  unread: number
+}
+
+/** A waiting visitor as v2 agents see them: when they were queued and where they stand. */
+export interface QueuedVisitor extends Visitor {
+  /** When the visitor was queued, ISO-8601. */
+  since: string
+  /** Sort key: ascending is first come, first served. */
+  order: number
+}
+
+export interface QueuePositionArgs {
+  chatId: string
+  /** 1 for the next visitor to be served. */
+  position: number
+  /** Visitors waiting in all. */
+  waiting: number
+  /** null while there is nothing to estimate from (see docs/agent-workflow.md). */
+  estimatedWaitSeconds: number | null
+}
+
 /** A stored message as v2 sockets see it. */
 export interface ChatMessageV2 extends ChatMessage {
   seq: number
@@ -83,6 +145,28 @@ export const encodeV2 = {
   chatEnded: (chatId: string, by: string, reason: string | null): string => JSON.stringify({ type: 'ChatEnded', args: { chatId, by, reason } }),
   errorFor: (code: string, message: string, clientMessageId: string): string =>
     JSON.stringify({ type: 'Error', args: { code, message, clientMessageId } }),
+  agentsOnline: (agents: readonly AgentPresence[]): string =>
+    JSON.stringify({
+      type: 'AgentsOnline',
+      args: { agents: agents.map((a) => ({ agentId: a.agentId, name: a.name, status: a.status, activeChats: a.activeChats })) },
+    }),
+  myChats: (chats: readonly MyChat[]): string =>
+    JSON.stringify({
+      type: 'MyChats',
+      args: { chats: chats.map((c) => ({ chatId: c.chatId, userId: c.userId, username: c.username, since: c.since, unread: c.unread })) },
+    }),
+  chatAssigned: (a: { chatId: string; userId: string; username: string; fromAgentId: string }): string =>
+    JSON.stringify({ type: 'ChatAssigned', args: { chatId: a.chatId, userId: a.userId, username: a.username, fromAgentId: a.fromAgentId } }),
+  chatUnassigned: (chatId: string, toAgentId: string | null): string => JSON.stringify({ type: 'ChatUnassigned', args: { chatId, toAgentId } }),
+  queuePosition: (p: QueuePositionArgs): string =>
+    JSON.stringify({
+      type: 'QueuePosition',
+      args: { chatId: p.chatId, position: p.position, waiting: p.waiting, estimatedWaitSeconds: p.estimatedWaitSeconds },
+    }),
+  /** A queued visitor: the seed's fields in the seed's order, then v2's. */
+  queuedVisitor: (v: QueuedVisitor): string =>
+    JSON.stringify({ username: v.username, userId: v.userId, chatId: v.chatId, since: v.since, order: v.order }),
+  userJoinedQueued: (v: QueuedVisitor): string => `{"type":"UserJoined","args":${encodeV2.queuedVisitor(v)}}`,
 }
 
 /**
@@ -93,10 +177,26 @@ export const encodeV2 = {
 export const FRAME_TYPES = {
   chat: {
     client: Object.keys(ChatClientFramesV2),
-    server: ['UserJoined', 'SupportJoinedUser', 'ChatHistory', 'ChatMessage', 'ChatExpired', 'Error', 'Ack', 'ChatHistoryPage', 'Typing', 'Receipt', 'UnreadCount', 'ChatEnded', 'ChatExpiring'],
+    server: [
+      'UserJoined',
+      'SupportJoinedUser',
+      'ChatHistory',
+      'ChatMessage',
+      'ChatExpired',
+      'Error',
+      'Ack',
+      'ChatHistoryPage',
+      'Typing',
+      'Receipt',
+      'UnreadCount',
+      'ChatEnded',
+      'ChatExpiring',
+      'QueuePosition',
+      'ChatUnassigned',
+    ],
   },
   queue: {
-    client: ['Load', 'JoinUser'],
-    server: ['Visitor', 'UserJoined', 'RemoveUser', 'Error'],
+    client: Object.keys(QueueClientFramesV2),
+    server: ['Visitor', 'UserJoined', 'RemoveUser', 'Error', 'AgentsOnline', 'MyChats', 'ChatAssigned', 'ChatUnassigned'],
   },
 } as const

@@ -55,6 +55,10 @@ const EnvSchema = Type.Object({
   RATE_LIMIT_CLOSE_AFTER: Type.Integer({ minimum: 1, default: 100 }),
   /** `GET /user/join` calls per client IP per minute, across all instances. @default 20 */
   JOIN_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 20 }),
+  /** Chats an agent may hold at once (claimed or joined, not ended); 0 for no limit. @default 5 */
+  MAX_CHATS_PER_AGENT: Type.Integer({ minimum: 0, maximum: 10_000, default: 5 }),
+  /** An agent whose last socket closed goes offline this long after (a reload is not a logout). @default 10 */
+  AGENT_OFFLINE_AFTER_SECONDS: Type.Number({ minimum: 0.05, maximum: 3600, default: 10 }),
   /** Trust X-Forwarded-For from a reverse proxy for the client IP. @default false */
   TRUST_PROXY: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'false' }),
 })
@@ -92,6 +96,10 @@ export interface Config {
   readonly allowedOrigins: readonly string[] | '*'
   readonly limits: Limits
   readonly trustProxy: boolean
+  /** Chats an agent may hold at once; 0: no limit. */
+  readonly maxChatsPerAgent: number
+  /** How long after their last socket closes an agent goes offline, in ms. */
+  readonly agentOfflineAfterMs: number
 }
 
 export class ConfigError extends Error {
@@ -165,6 +173,8 @@ function fromEnv(env: Static<typeof EnvSchema>): Config {
       joinsPerMinute: env.JOIN_RATE_LIMIT_PER_MINUTE,
     }),
     trustProxy: env.TRUST_PROXY === 'true',
+    maxChatsPerAgent: env.MAX_CHATS_PER_AGENT,
+    agentOfflineAfterMs: Math.round(env.AGENT_OFFLINE_AFTER_SECONDS * 1000),
   }
 }
 

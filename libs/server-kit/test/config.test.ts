@@ -32,6 +32,8 @@ const DEFAULTS: Config = {
     joinsPerMinute: 20,
   },
   trustProxy: false,
+  maxChatsPerAgent: 5,
+  agentOfflineAfterMs: 10_000,
 }
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
@@ -249,4 +251,13 @@ t.test('security settings: auth mode and keys, origins, limits', async (t) => {
   })
   t.match(configError(t, { MAX_SOCKETS_PER_CHAT: '1' })?.message, /MAX_SOCKETS_PER_CHAT="1"/)
   t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
+})
+
+t.test('agent seats and the offline grace period', async (t) => {
+  const config = loadConfig({ MAX_CHATS_PER_AGENT: '0', AGENT_OFFLINE_AFTER_SECONDS: '0.25' })
+  t.equal(config.maxChatsPerAgent, 0, '0 means no limit')
+  t.equal(config.agentOfflineAfterMs, 250)
+  t.match(configError(t, { MAX_CHATS_PER_AGENT: '-1' })?.message, /MAX_CHATS_PER_AGENT="-1"/)
+  t.match(configError(t, { MAX_CHATS_PER_AGENT: '2.5' })?.message, /MAX_CHATS_PER_AGENT/)
+  t.match(configError(t, { AGENT_OFFLINE_AFTER_SECONDS: '0' })?.message, /AGENT_OFFLINE_AFTER_SECONDS="0"/)
 })

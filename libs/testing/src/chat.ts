@@ -25,6 +25,8 @@ export async function openChat(stack: Stack, versions: { user?: 1 | 2; agent?: 1
   const user = await stack.socket(url, 'pong:user', { v2: (versions.user ?? 2) === 2 })
   user.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', from: 'User' } })
   await user.nextOfType('UserJoined')
+  // A waiting v2 visitor is told where they stand; taken here so tests see only what follows.
+  if ((versions.user ?? 2) === 2) await user.nextOfType('QueuePosition')
   const agent = await stack.socket(url, 'pong:support', { v2: (versions.agent ?? 2) === 2 })
   agent.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', supportUserName: 'Vika', from: 'Support' } })
   const { supportId } = (await agent.nextOfType('SupportJoinedUser')).json.args

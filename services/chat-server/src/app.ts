@@ -5,10 +5,11 @@ import { MAX_NAME_LENGTH } from '@switchboard/protocol'
 import { joinRoute } from './routes/join.js'
 import { chatRoute } from './routes/chat.js'
 import { waitingKeepAlivePlugin } from './plugins/waiting-keepalive.js'
+import { queuePositionsPlugin } from './plugins/queue-positions.js'
 
 export type BuildOptions = ServiceOptions
 
-/** Builds ChatServer without listening: the visitor page at `/`, `GET /user/join/:userName`, WebSocket `/chat/:chatId`, `GET /health`. */
+/** Builds ChatServer without listening: the visitor page at `/`, `GET /user/join/:userName`, `GET /status`, WebSocket `/chat/:chatId`, `GET /health`. */
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = await createServiceApp(
     {
@@ -22,12 +23,14 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   )
   const expiry = { chatTtlMs: config.chatTtlSeconds * 1000 }
   await app.register(waitingKeepAlivePlugin, expiry)
+  await app.register(queuePositionsPlugin)
   await app.register(joinRoute, { ...expiry, joinsPerMinute: config.limits.joinsPerMinute })
   await app.register(chatRoute, {
     ...expiry,
     maxMessageLength: config.limits.maxMessageLength,
     maxSocketsPerChat: config.limits.maxSocketsPerChat,
     typingTimeoutMs: config.typingTimeoutMs,
+    maxChatsPerAgent: config.maxChatsPerAgent,
   })
   return app
 }

@@ -48,6 +48,8 @@ export type ChatFrame =
 
 const CHAT_EXPIRED_PREFIX = '{"type":"ChatExpired"'
 const SUPPORT_JOINED_PREFIX = '{"type":"SupportJoinedUser"'
+const USER_JOINED_PREFIX = '{"type":"UserJoined"'
+const CHAT_UNASSIGNED_PREFIX = '{"type":"ChatUnassigned"'
 
 const partyOf = (role: Role): Party => (role === 'user' ? 'User' : 'Support')
 const otherRole = (role: Role): Role => (role === 'user' ? 'support' : 'user')
@@ -60,6 +62,8 @@ export class ChatSession {
   /** Live frames that arrive while a Join is being answered; sent right after the answer. */
   #held: string[] | undefined
   #waiting = false
+  /** Stops the QueuePosition updates of a waiting v2 visitor. */
+  #unwatch: (() => void) | undefined
   #closed = false
   /** A Typing start that has not been stopped; it stops by itself when the timer fires. */
   #typingTimer: ReturnType<typeof setTimeout> | undefined
@@ -130,7 +134,9 @@ export class ChatSession {
     // Only v2 resumes from a seq; a seed-004 socket always gets the whole history.
     const resumeAfter = this.version === 2 ? args.lastSeq : undefined
 
-    if (args.supportId !== undefined) {
+    // A visitor naming a supportId their chat had before a transfer is behind, not someone else: they get the chat as it is now.
+    const stale = role === 'user' && args.supportId !== undefined && args.supportId !== chat.supportId && (chat.pastSupportIds ?? []).includes(args.supportId)
+    if (args.supportId !== undefined && !stale) {
       if (args.supportId !== chat.supportId) {
         throw new ProtocolError('IDENTITY_MISMATCH', 'supportId does not belong to this chat')
       }
@@ -151,7 +157,7 @@ export class ChatSession {
       await this.#listen(role)
       // SupportJoinedUser reaches both participants through the chat channel.
       await this.#answerJoin(async () => {
-        const joined = await joinSupport(this.app.redis.commands, chat, name, this.opts, this.agent?.agentId)
+        const joined = await joinSupport(this.app.redis.commands, chat, name, this.opts, this.agent?.agentId, this.opts.maxChatsPerAgent)
         this.#chat = { ...chat, state: 'active', supportId: joined.supportId, supportUserName: joined.supportUserName }
         if (joined.rejoined) {
           // This agent has the chat already (a console that lost its supportId): give it back, with the history.
@@ -177,10 +183,7 @@ export class ChatSession {
         return
       }
       this.#send(encode.userJoined(chat))
-      // A socket that closed meanwhile must not keep the visitor queued.
-      if (this.#closed) return
-      this.#waiting = true
-      this.app.waitingVisitors.add(this.chatId)
+      this.#startWaiting()
       if (state === 'queued') this.log.info('visitor queued')
     })
   }
@@ -208,6 +211,7 @@ export class ChatSession {
           content: args.content,
           from: args.from,
           ...(clientMessageId !== undefined ? { clientMessageId } : {}),
+          ...(role === 'support' && this.agent !== null ? { agentId: this.agent.agentId } : {}),
         },
         this.opts,
       )
@@ -391,15 +395,41 @@ export class ChatSession {
       this.expire()
       return
     }
+    if (payload.startsWith(CHAT_UNASSIGNED_PREFIX)) return this.#unassigned(payload)
     // Once an agent has joined, the chat lives by its messages, not by the visitor's presence.
     if (payload.startsWith(SUPPORT_JOINED_PREFIX)) this.#stopWaiting()
+    // Only ever sent to the visitor: their agent put them back in the queue.
+    if (payload.startsWith(USER_JOINED_PREFIX)) {
+      this.#send(payload)
+      return this.#startWaiting()
+    }
     this.#send(payload)
+  }
+
+  /** The chat was handed on: an agent's socket other than the new agent's is told (v2) and closed with 4403. */
+  #unassigned(payload: string): void {
+    const { args } = JSON.parse(payload) as { args: { toAgentId: string | null } }
+    if (this.#role !== 'support' || (this.agent !== null && this.agent.agentId === args.toAgentId)) return
+    this.#stopTyping().catch(() => {})
+    if (this.version === 2) this.#send(payload)
+    this.socket.close(Errors.CHAT_TRANSFERRED.closeCode, 'CHAT_TRANSFERRED')
+  }
+
+  /** The visitor waits for an agent: the chat stays alive while they are here, and a v2 visitor is told where they stand. */
+  #startWaiting(): void {
+    // A socket that closed meanwhile must not keep the visitor queued.
+    if (this.#waiting || this.#closed) return
+    this.#waiting = true
+    this.app.waitingVisitors.add(this.chatId)
+    if (this.version === 2) this.#unwatch = this.app.queuePositions.watch(this.chatId, (frame) => this.#send(frame))
   }
 
   #stopWaiting(): void {
     if (!this.#waiting) return
     this.#waiting = false
     this.app.waitingVisitors.delete(this.chatId)
+    this.#unwatch?.()
+    this.#unwatch = undefined
   }
 
   #send(frame: string): void {

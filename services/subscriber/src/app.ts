@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { createServiceApp, type Config, type ServiceOptions } from '@switchboard/server-kit'
 import { queueFeedPlugin } from './plugins/queue-feed.js'
+import { agentsPlugin } from './plugins/agents.js'
 import { usersRoute } from './routes/users.js'
 import { agentRoutes } from './routes/agent.js'
 
@@ -15,7 +16,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     opts,
   )
   await app.register(queueFeedPlugin)
-  await app.register(usersRoute)
-  await app.register(agentRoutes)
+  await app.register(agentsPlugin, { offlineAfterMs: config.agentOfflineAfterMs })
+  await app.register(usersRoute, { maxChatsPerAgent: config.maxChatsPerAgent, chatTtlMs: config.chatTtlSeconds * 1000 })
+  await app.register(agentRoutes, { maxChatsPerAgent: config.maxChatsPerAgent })
   return app
 }

@@ -18,6 +18,8 @@ export interface ChatRouteOptions extends ExpiryOptions {
   maxSocketsPerChat: number
   /** How long a Typing start lasts without a stop. */
   typingTimeoutMs: number
+  /** Chats an agent may hold (0: no limit): an agent's first Join of a waiting visitor takes a seat. */
+  maxChatsPerAgent: number
 }
 
 /**

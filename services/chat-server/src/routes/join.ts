@@ -3,7 +3,7 @@ import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
 import { isDisplayName } from '@switchboard/protocol'
 import { sendHttpError } from '@switchboard/server-kit'
-import { createChat, isRedisUnavailable } from '@switchboard/domain'
+import { createChat, isRedisUnavailable, serviceStatus } from '@switchboard/domain'
 
 /** A visitor's name, trimmed; null when it is not a valid display name. */
 export function normaliseName(raw: string): string | null {
@@ -13,8 +13,9 @@ export function normaliseName(raw: string): string | null {
 
 /**
  * `GET /user/join/:userName` registers a visitor: `{userId, username, chatId}`.
+ * `GET /status` tells a visitor, before they start, whether anyone is there.
  * CORS for the allowed origins (foreign ones were refused with 403 before
- * this), and a per-IP rate shared by all instances through Redis.
+ * this), and a per-IP rate on joining shared by all instances through Redis.
  */
 export async function joinRoute(app: FastifyInstance, opts: { chatTtlMs: number; joinsPerMinute: number }) {
   await app.register(cors, { origin: true, methods: ['GET'] })
@@ -40,6 +41,16 @@ export async function joinRoute(app: FastifyInstance, opts: { chatTtlMs: number;
       const visitor = await createChat(app.redis.commands, username, { chatTtlMs: opts.chatTtlMs })
       req.log.info({ chatId: visitor.chatId }, 'visitor registered')
       return { userId: visitor.userId, username: visitor.username, chatId: visitor.chatId }
+    } catch (err) {
+      if (!isRedisUnavailable(err)) throw err
+      return sendHttpError(reply, 'STORE_UNAVAILABLE')
+    }
+  })
+
+  /** `{agentsOnline, agentsAway, visitorsWaiting, estimatedWaitSeconds}`: see docs/agent-workflow.md. */
+  app.get('/status', async (_req, reply) => {
+    try {
+      return await serviceStatus(app.redis.commands)
     } catch (err) {
       if (!isRedisUnavailable(err)) throw err
       return sendHttpError(reply, 'STORE_UNAVAILABLE')

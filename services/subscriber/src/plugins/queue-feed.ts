@@ -1,10 +1,28 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { encode } from '@switchboard/protocol'
+import { encode, encodeV2 } from '@switchboard/protocol'
 import { channels, parseQueueEvent, type QueueEvent } from '@switchboard/domain'
 
+/** A queue event as each protocol version sends it, encoded once per event. */
+export interface QueueFrames {
+  v1: string
+  v2: string
+}
+
 /** Something that wants every queue event: an agent's socket after Load. */
-export type QueueListener = (event: QueueEvent, frame: string) => void
+export type QueueListener = (event: QueueEvent, frames: QueueFrames) => void
+
+/** The frames for a queue event: v2's UserJoined also says when the visitor was queued and where they stand. */
+export function queueFrames(event: QueueEvent): QueueFrames {
+  if (event.kind === 'removed') {
+    const frame = encode.removeUser(event.userId)
+    return { v1: frame, v2: frame }
+  }
+  return {
+    v1: encode.userJoined(event.visitor),
+    v2: encodeV2.userJoinedQueued({ ...event.visitor, since: new Date(event.since).toISOString(), order: event.order }),
+  }
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -30,8 +48,8 @@ export const queueFeedPlugin = fp(
         app.log.warn('unreadable queue event dropped')
         return
       }
-      const frame = event.kind === 'joined' ? encode.userJoined(event.visitor) : encode.removeUser(event.userId)
-      for (const listener of listeners) listener(event, frame)
+      const frames = queueFrames(event)
+      for (const listener of listeners) listener(event, frames)
     }, { waitForRedis: true })
     // With Redis up, start-up waits for the subscription; with Redis down the
     // service starts anyway and subscribes as soon as Redis answers.

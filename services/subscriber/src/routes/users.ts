@@ -1,26 +1,53 @@
 import type {} from '@fastify/websocket'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
-import { QueueClientFrames, compileFrameParser, encode, type JoinUserArgs } from '@switchboard/protocol'
-import { claimVisitor, listQueue, type QueueEvent } from '@switchboard/domain'
+import {
+  ProtocolError,
+  QueueClientFrames,
+  QueueClientFramesV2,
+  SUBPROTOCOL_V2,
+  compileFrameParser,
+  encode,
+  encodeV2,
+  type AgentStatus,
+  type FrameParser,
+  type JoinUserArgs,
+  type TransferChatArgs,
+} from '@switchboard/protocol'
+import { claimVisitor, listQueue, newId, setAgentStatus, transferChat, type QueueEvent } from '@switchboard/domain'
 import { requireAgent, type AgentIdentity } from '@switchboard/server-kit'
-import type { QueueListener } from '../plugins/queue-feed.js'
+import type { QueueFrames, QueueListener } from '../plugins/queue-feed.js'
+import type { AgentSocket } from '../plugins/agents.js'
 
-const parser = compileFrameParser(QueueClientFrames)
+type QueueFrame =
+  | { type: 'Load'; args: Record<string, never> }
+  | { type: 'JoinUser'; args: JoinUserArgs }
+  | { type: 'SetStatus'; args: { status: AgentStatus } }
+  | { type: 'TransferChat'; args: TransferChatArgs }
 
-/** WebSocket `/users`: the agents' live queue of waiting visitors. */
-export async function usersRoute(app: FastifyInstance) {
+// v1 accepts only seed 004's frame types.
+const parsers: Record<1 | 2, FrameParser<QueueFrame>> = {
+  1: compileFrameParser(QueueClientFrames) as FrameParser<QueueFrame>,
+  2: compileFrameParser(QueueClientFramesV2) as FrameParser<QueueFrame>,
+}
+
+export interface UsersRouteOptions {
+  maxChatsPerAgent: number
+  chatTtlMs: number
+}
+
+/** WebSocket `/users`: the agents' live queue of waiting visitors, and (v2) the team and the agent's own chats. */
+export async function usersRoute(app: FastifyInstance, opts: UsersRouteOptions) {
   // A valid agent token is required before the upgrade (401), unless AGENT_AUTH=off.
   app.get('/users', { websocket: true, preValidation: requireAgent }, (socket, req) => {
     const log = req.agent ? req.log.child({ agentId: req.agent.agentId }) : req.log
-    const session = new AgentSession(app, socket, log, req.agent)
+    const version = socket.protocol === SUBPROTOCOL_V2 ? 2 : 1
+    const session = new AgentSession(app, socket, log, req.agent, version, opts)
     app.serveSocket(socket, req, {
       log,
-      parser,
-      onFrame: async (frame) => {
-        if (frame.type === 'Load') await session.load()
-        else await session.claim(frame.args)
-      },
+      parser: parsers[version],
+      onOpen: () => session.open(),
+      onFrame: (frame) => session.handle(frame),
       onClose: () => session.close(),
     })
   })
@@ -30,18 +57,49 @@ class AgentSession {
   /** Set once Load ran: from then on the socket gets every queue event. */
   #loaded = false
   /** Events that arrive while Load reads the queue; sent after it. */
-  #held: { event: QueueEvent; frame: string }[] | undefined
-  readonly #listener: QueueListener = (event, frame) => {
-    if (this.#held !== undefined) this.#held.push({ event, frame })
-    else this.#send(frame)
+  #held: { event: QueueEvent; frames: QueueFrames }[] | undefined
+  readonly #listener: QueueListener = (event, frames) => {
+    if (this.#held !== undefined) this.#held.push({ event, frames })
+    else this.#send(this.#pick(frames))
   }
+  /** How the presence registry sees this socket. */
+  readonly #presence: AgentSocket
 
   constructor(
     private readonly app: FastifyInstance,
     private readonly socket: WebSocket,
     private readonly log: FastifyBaseLogger,
     private readonly agent: AgentIdentity | null,
-  ) {}
+    private readonly version: 1 | 2,
+    private readonly opts: UsersRouteOptions,
+  ) {
+    this.#presence = {
+      // Without a token every socket is its own anonymous agent: counted, never listed.
+      agentId: agent?.agentId ?? `anonymous:${newId()}`,
+      name: agent?.name ?? 'Agent',
+      anonymous: agent === null,
+      v2: version === 2,
+      send: (frame) => this.#send(frame),
+    }
+  }
+
+  /** The agent is online (for everyone) before any frame is handled; a v2 socket gets AgentsOnline and MyChats. */
+  async open(): Promise<void> {
+    await this.app.agents.connect(this.#presence)
+  }
+
+  handle(frame: QueueFrame): Promise<void> {
+    switch (frame.type) {
+      case 'Load':
+        return this.load()
+      case 'JoinUser':
+        return this.claim(frame.args)
+      case 'SetStatus':
+        return this.setStatus(frame.args.status)
+      case 'TransferChat':
+        return this.transfer(frame.args)
+    }
+  }
 
   /** Sends each waiting visitor as a bare frame, oldest first, then streams UserJoined / RemoveUser. */
   async load(): Promise<void> {
@@ -56,28 +114,52 @@ class AgentSession {
       throw err
     }
     this.#loaded = true
-    for (const visitor of visitors) this.#send(encode.visitor(visitor))
+    for (const visitor of visitors) this.#send(this.version === 2 ? encodeV2.queuedVisitor(visitor) : encode.visitor(visitor))
     // A visitor who joined while the queue was read is already in the list.
     const listed = new Set(visitors.map((v) => v.chatId))
     const held = this.#held
     this.#held = undefined
-    for (const { event, frame } of held) {
+    for (const { event, frames } of held) {
       if (event.kind === 'joined' && listed.has(event.visitor.chatId)) continue
-      this.#send(frame)
+      this.#send(this.#pick(frames))
     }
   }
 
   /** JoinUser: claims the visitor; every agent on every instance then gets RemoveUser. */
   async claim(args: JoinUserArgs): Promise<void> {
     // The claim records the agent, so no other agent can join that chat.
-    await claimVisitor(this.app.redis.commands, args.chatId, args.userId, this.agent?.agentId)
+    await claimVisitor(this.app.redis.commands, args.chatId, args.userId, this.agent?.agentId, this.opts.maxChatsPerAgent)
     this.log.info({ chatId: args.chatId }, 'visitor claimed')
     // An agent that never sent Load does not get the broadcast: answer it directly.
     if (!this.#loaded) this.#send(encode.removeUser(args.userId))
   }
 
+  async setStatus(status: AgentStatus): Promise<void> {
+    const agent = this.#identified('SetStatus')
+    if (await setAgentStatus(this.app.redis.commands, agent.agentId, status)) this.log.info({ status }, 'agent status changed')
+  }
+
+  async transfer(args: TransferChatArgs): Promise<void> {
+    const agent = this.#identified('TransferChat')
+    await transferChat(this.app.redis.commands, args.chatId, agent.agentId, args.toAgentId, {
+      chatTtlMs: this.opts.chatTtlMs,
+      maxChats: this.opts.maxChatsPerAgent,
+    })
+    this.log.info({ chatId: args.chatId, toAgentId: args.toAgentId }, 'chat transferred')
+  }
+
   close(): void {
     this.app.queueFeed.delete(this.#listener)
+    this.app.agents.disconnect(this.#presence)
+  }
+
+  #identified(what: string): AgentIdentity {
+    if (this.agent === null) throw new ProtocolError('UNAUTHORIZED', `${what} needs an agent token at the handshake (AGENT_AUTH=on)`)
+    return this.agent
+  }
+
+  #pick(frames: QueueFrames): string {
+    return this.version === 2 ? frames.v2 : frames.v1
   }
 
   #send(frame: string): void {
