@@ -22,6 +22,40 @@ function show(...children: (Node | null)[]): void {
   root.replaceChildren(...children.filter((c): c is Node => c !== null))
 }
 
+/** `about 2 minutes`, `less than a minute`; '' when there is nothing to go on. */
+function waitText(seconds: number | null): string {
+  if (seconds === null) return ''
+  if (seconds < 60) return 'less than a minute'
+  const minutes = Math.round(seconds / 60)
+  return `about ${minutes} ${minutes === 1 ? 'minute' : 'minutes'}`
+}
+
+/** Where the visitor stands: "You are number 3 — about 2 minutes". */
+function positionText(p: { position: number; estimatedWaitSeconds: number | null }): string {
+  const wait = waitText(p.estimatedWaitSeconds)
+  const place = p.position === 1 ? 'You are next' : `You are number ${p.position}`
+  return wait ? `${place} — ${wait}` : place
+}
+
+/** Before starting: is anyone there (GET /status)? Shown under the form; nothing if it cannot be read. */
+async function showAvailability(into: HTMLElement): Promise<void> {
+  try {
+    const res = await fetch(`${chatServer}/status`)
+    if (!res.ok) return
+    const s = (await res.json()) as { agentsOnline: number; visitorsWaiting: number; estimatedWaitSeconds: number | null }
+    if (s.agentsOnline === 0) {
+      into.textContent = 'No agents are online right now. You can still start a chat: we will answer as soon as someone is back.'
+      return
+    }
+    const wait = waitText(s.estimatedWaitSeconds)
+    into.textContent = `${s.agentsOnline} ${s.agentsOnline === 1 ? 'agent' : 'agents'} online · ${
+      s.visitorsWaiting === 0 ? 'no one waiting' : `${s.visitorsWaiting} waiting`
+    }${wait ? ` · usual wait ${wait}` : ''}`
+  } catch {
+    // Availability is a courtesy: the form works without it.
+  }
+}
+
 function startView(error?: string): void {
   const name = field('Name', { maxlength: '64', placeholder: 'Your name' })
   const start = h('button', { text: 'Start chat', attrs: { type: 'submit' } })
@@ -50,19 +84,24 @@ function startView(error?: string): void {
     },
     h('div', { class: 'row' }, name.wrapper, start),
   )
+  const availability = h('p', { class: 'muted availability', attrs: { role: 'status' } })
   show(
     h('h1', { text: 'Chat with support' }),
     error ? h('p', { class: 'banner banner--bad', text: error, attrs: { role: 'alert' } }) : null,
     h('p', { class: 'muted', text: 'Tell us your name and an agent will be with you shortly.' }),
     form,
+    availability,
   )
   name.input.focus()
+  void showAvailability(availability)
 }
 
 function connect(session: VisitorSession): void {
   client?.close()
   const connection = h('p', { class: 'banner banner--warn', attrs: { role: 'status', hidden: '' } })
   const status = h('div', { class: 'status', attrs: { role: 'status' } }, h('span', { class: 'dot' }), h('span', { text: 'Connecting…' }))
+  // Where a waiting visitor stands (v2 QueuePosition); hidden once an agent joins.
+  const position = h('p', { class: 'muted position', attrs: { 'aria-live': 'polite', hidden: '' } })
   const title = h('h1', { text: 'Chat with support' })
   const conversation = new ConversationView('Conversation', 'User', () => ({ mine: 'You', theirs: session.agentName ?? 'Agent' }))
   const notice = h('p', { class: 'banner banner--warn', attrs: { role: 'status', hidden: '' } })
@@ -75,12 +114,13 @@ function connect(session: VisitorSession): void {
   })
   writer.form.hidden = true
   end.hidden = true
-  show(title, connection, notice, status, conversation.list, conversation.typingLine, writer.form, h('p', {}, end))
+  show(title, connection, notice, status, position, conversation.list, conversation.typingLine, writer.form, h('p', {}, end))
 
   const setStatus = (text: string, busy: boolean) => {
     status.replaceChildren(...(busy ? [h('span', { class: 'dot' })] : []), h('span', { text }))
   }
   const chatting = (agentName: string) => {
+    position.hidden = true
     title.textContent = `Chatting with ${agentName}`
     setStatus(`${agentName} joined the chat`, false)
     writer.form.hidden = false
@@ -125,7 +165,18 @@ function connect(session: VisitorSession): void {
     },
     handlers: {
       state: onState,
-      waiting: () => setStatus('Waiting for an agent…', true),
+      waiting: () => {
+        // Also after an agent put the visitor back in the queue: no one to write to until the next agent joins.
+        title.textContent = 'Chat with support'
+        writer.form.hidden = true
+        end.hidden = true
+        conversation.typing('stop')
+        setStatus('Waiting for an agent…', true)
+      },
+      queuePosition: (p) => {
+        position.textContent = positionText(p)
+        position.hidden = false
+      },
       agentJoined: (joined) => {
         session.supportId = joined.supportId
         session.agentName = joined.supportUserName

@@ -1,5 +1,5 @@
-import { ChatClient, QueueClient, type ConnectionState } from '@switchboard/client'
-import type { Visitor } from '@switchboard/protocol'
+import { ChatClient, QueueClient, type ConnectionState, type WaitingVisitor } from '@switchboard/client'
+import type { AgentPresence, MyChat, Visitor } from '@switchboard/protocol'
 import { ConversationView, composer, duration, field, h, setting, stored } from '@switchboard/ui'
 
 /** A chat this agent holds; what survives a refresh is `visitor`, `supportId`, `expired`. */
@@ -13,6 +13,8 @@ interface HeldChat {
   conversation?: ConversationView
   /** The visitor's messages this agent has not read (from UnreadCount). */
   unread?: number
+  /** Rebuilds the transfer choices when the team changes. */
+  renderTransfer?: () => void
 }
 
 const NAME_KEY = 'switchboard.agent.name'
@@ -28,8 +30,14 @@ const root = document.getElementById('switchboard-console') ?? document.body.app
 const chats = new Map<string, HeldChat>()
 let selected: string | undefined
 let agentName = ''
+/** This agent's id, from the token (undefined when agents are anonymous). */
+let myAgentId: string | undefined
 let token: string | undefined
 let queue: QueueClient | undefined
+/** The team online, from AgentsOnline (v2). */
+let team: readonly AgentPresence[] = []
+/** Chats one agent may hold (0: no limit), from /agent/config. */
+let maxChats = 0
 // When this console first saw each waiting visitor: the queue frames carry no time.
 const firstSeen: Record<string, number> = stored.get<Record<string, number>>(SEEN_KEY) ?? {}
 
@@ -40,6 +48,17 @@ const queueEmpty = h('p', { class: 'muted', text: 'No one is waiting.' })
 const tabs = h('div', { class: 'tabs', attrs: { role: 'tablist', 'aria-label': 'Your chats' } })
 const panels = h('div')
 const noChats = h('p', { class: 'muted', text: 'Claim a visitor to start chatting.' })
+const teamList = h('ul', { class: 'team', attrs: { 'aria-label': 'Agents online' } })
+const seats = h('p', { class: 'muted seats', attrs: { 'aria-live': 'polite' } })
+const statusSelect = h(
+  'select',
+  {
+    attrs: { 'aria-label': 'Your status' },
+    on: { change: () => queue?.setStatus(statusSelect.value === 'away' ? 'away' : 'online') },
+  },
+  h('option', { text: 'Online', attrs: { value: 'online' } }),
+  h('option', { text: 'Away', attrs: { value: 'away' } }),
+)
 
 function say(text: string): void {
   notice.textContent = text
@@ -95,8 +114,9 @@ async function signIn(candidate: string): Promise<void> {
     stored.remove(TOKEN_KEY)
     return tokenView(res.status === 401 ? 'That token is not valid or has expired.' : `The server answered ${res.status}.`)
   }
-  const me = (await res.json()) as { name: string }
+  const me = (await res.json()) as { agentId: string; name: string }
   token = candidate
+  myAgentId = me.agentId
   stored.set(TOKEN_KEY, candidate)
   consoleView(me.name)
 }
@@ -140,7 +160,20 @@ function consoleView(name: string): void {
     h(
       'div',
       { class: 'console' },
-      h('section', { class: 'card', attrs: { 'aria-label': 'Queue' } }, h('h2', { text: 'Waiting visitors' }), queueEmpty, queueList),
+      h(
+        'div',
+        { class: 'stack' },
+        h('section', { class: 'card', attrs: { 'aria-label': 'Queue' } }, h('h2', { text: 'Waiting visitors' }), queueEmpty, queueList),
+        myAgentId === undefined
+          ? null
+          : h(
+              'section',
+              { class: 'card', attrs: { 'aria-label': 'Team' } },
+              h('div', { class: 'row', attrs: { style: 'justify-content:space-between;align-items:center' } }, h('h2', { text: 'Team' }), statusSelect),
+              seats,
+              teamList,
+            ),
+      ),
       h('section', { class: 'card', attrs: { 'aria-label': 'Chats' } }, h('h2', { text: 'Your chats' }), noChats, tabs, panels),
     ),
   )
@@ -153,6 +186,19 @@ function consoleView(name: string): void {
     handlers: {
       queue: renderQueue,
       state: (state) => showConnection('Queue', state),
+      agents: renderTeam,
+      myChats: restoreChats,
+      assigned: (a) => {
+        say(`${agentNameOf(a.fromAgentId)} handed you the chat with ${a.username}.`)
+        if (!chats.has(a.chatId)) openChat({ chatId: a.chatId, userId: a.userId, username: a.username })
+        select(a.chatId)
+      },
+      unassigned: (u) => {
+        const held = chats.get(u.chatId)
+        if (held) say(transferredText(held.visitor.username, u.toAgentId))
+        dropChat(u.chatId)
+      },
+      error: (error) => say(error.message),
     },
   }).connect()
   setInterval(tickWaitingTimes, 1000)
@@ -167,11 +213,50 @@ function showConnection(what: string, state: ConnectionState): void {
   }
 }
 
-function renderQueue(visitors: readonly Visitor[]): void {
+function agentNameOf(agentId: string): string {
+  return team.find((a) => a.agentId === agentId)?.name ?? 'Another agent'
+}
+
+function transferredText(username: string, toAgentId: string | null | undefined): string {
+  if (toAgentId === null) return `${username} is back in the queue.`
+  return toAgentId === undefined ? `${username} was handed to another agent.` : `${username} was handed to ${agentNameOf(toAgentId)}.`
+}
+
+/** AgentsOnline: who is on the team right now, this agent's seats, and whom a chat can go to. */
+function renderTeam(agents: readonly AgentPresence[]): void {
+  team = agents
+  const me = agents.find((a) => a.agentId === myAgentId)
+  if (me) {
+    statusSelect.value = me.status
+    seats.textContent = maxChats > 0 ? `Seats: ${me.activeChats} of ${maxChats} in use` : `${me.activeChats} chats open`
+  }
+  teamList.replaceChildren(
+    ...agents.map((a) =>
+      h(
+        'li',
+        { attrs: { 'data-agent-id': a.agentId } },
+        h('span', { class: `presence presence--${a.status}`, attrs: { 'aria-hidden': 'true' } }),
+        h('span', { class: 'who', text: a.agentId === myAgentId ? `${a.name} (you)` : a.name }),
+        h('span', { class: 'muted', text: ` ${a.status} · ${a.activeChats} ${a.activeChats === 1 ? 'chat' : 'chats'}` }),
+      ),
+    ),
+  )
+  for (const held of chats.values()) held.renderTransfer?.()
+}
+
+/** MyChats: the chats this agent holds, so a reload or a second device opens them all. */
+function restoreChats(mine: readonly MyChat[]): void {
+  for (const c of mine) if (!chats.has(c.chatId)) openChat({ chatId: c.chatId, userId: c.userId, username: c.username })
+}
+
+function renderQueue(visitors: readonly WaitingVisitor[]): void {
   const now = Date.now()
   let seenChanged = false
   for (const v of visitors) {
-    if (firstSeen[v.chatId] === undefined) {
+    // v2 says when the visitor was queued; a seed server does not, so count from when this console saw them.
+    const since = v.since === undefined ? NaN : Date.parse(v.since)
+    if (!Number.isNaN(since)) firstSeen[v.chatId] = since
+    else if (firstSeen[v.chatId] === undefined) {
       firstSeen[v.chatId] = now
       seenChanged = true
     }
@@ -234,6 +319,33 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
     attrs: { type: 'button' },
     on: { click: () => dropChat(visitor.chatId) },
   })
+  // Transfer: to an online agent with a free seat, or back to the head of the queue.
+  const transferTo = h('select', { attrs: { 'aria-label': `Transfer ${visitor.username} to` } })
+  const transferButton = h('button', {
+    class: 'secondary',
+    text: 'Transfer',
+    attrs: { type: 'button' },
+    on: {
+      click: () => {
+        if (!transferTo.value) return
+        queue?.transfer(visitor.chatId, transferTo.value === 'queue' ? null : transferTo.value)
+      },
+    },
+  })
+  const transfer = h('div', { class: 'row transfer' }, transferTo, transferButton)
+  transfer.hidden = myAgentId === undefined
+  held.renderTransfer = () => {
+    const chosen = transferTo.value
+    const options = [
+      h('option', { text: 'Back to the queue', attrs: { value: 'queue' } }),
+      ...team
+        .filter((a) => a.agentId !== myAgentId && a.status === 'online' && (maxChats === 0 || a.activeChats < maxChats))
+        .map((a) => h('option', { text: a.name, attrs: { value: a.agentId } })),
+    ]
+    transferTo.replaceChildren(...options)
+    if (options.some((o) => o.value === chosen)) transferTo.value = chosen
+  }
+  held.renderTransfer()
   held.panel = h(
     'div',
     { attrs: { role: 'tabpanel', 'aria-label': `Chat with ${visitor.username}`, 'data-chat-id': visitor.chatId } },
@@ -243,6 +355,7 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
       h('h2', { text: `Chat with ${visitor.username}` }),
       h('div', { class: 'row' }, endButton, closeButton),
     ),
+    transfer,
     banner,
     conversation.list,
     conversation.typingLine,
@@ -256,6 +369,7 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
     banner.hidden = false
     writer.disable()
     endButton.hidden = true
+    transfer.hidden = true
     conversation.typing('stop')
     persist()
     renderTabs()
@@ -267,6 +381,7 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
     banner.hidden = false
     writer.disable()
     endButton.hidden = true
+    transfer.hidden = true
     persist()
     renderTabs()
   }
@@ -314,9 +429,19 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
         banner.hidden = false
       },
       expired: markExpired,
+      transferred: (toAgentId) => {
+        say(transferredText(visitor.username, toAgentId))
+        dropChat(visitor.chatId)
+      },
       error: (error) => {
         if (error.code === 'ALREADY_CLAIMED' && held.supportId === undefined) {
           say(`${visitor.username} was claimed by another agent.`)
+          dropChat(visitor.chatId)
+          return
+        }
+        // Taking this visitor would go past this agent's seats, or the agent is away.
+        if ((error.code === 'AGENT_AT_CAPACITY' || error.code === 'AGENT_AWAY') && held.supportId === undefined) {
+          say(error.message)
           dropChat(visitor.chatId)
           return
         }
@@ -395,7 +520,9 @@ async function boot(): Promise<void> {
   let agentAuth = true
   try {
     const res = await fetch(`${subscriber}/agent/config`)
-    agentAuth = ((await res.json()) as { agentAuth: boolean }).agentAuth
+    const config = (await res.json()) as { agentAuth: boolean; maxChatsPerAgent?: number }
+    agentAuth = config.agentAuth
+    maxChats = config.maxChatsPerAgent ?? 0
   } catch {
     // Assume the safe case; signing in will say if the server is unreachable.
   }
