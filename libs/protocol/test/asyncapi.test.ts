@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 // `yaml` comes with tap (tap-yaml); it is not a direct dependency of this repository.
 import { parse } from 'yaml'
+import type { Static, TSchema } from '@sinclair/typebox'
 import {
   ChatClientFrames,
   ChatClientFramesV2,
@@ -23,7 +24,9 @@ import {
   PING,
   PONGS,
   QueueClientFrames,
+  QueueClientFramesV2,
   SUBPROTOCOL_V2,
+  compileFrameParser,
   encode,
   encodeClient,
   encodeV2,
@@ -387,12 +390,11 @@ t.test('frame types per channel and direction are exactly FRAME_TYPES', async (t
   }
 })
 
-t.test('client frames per version are exactly ChatClientFrames, ChatClientFramesV2 and QueueClientFrames', async (t) => {
+t.test('client frames per version are exactly the v1 and v2 client-frame tables of both sockets', async (t) => {
   t.same(diff(Object.keys(ChatClientFrames), typesOf('chat', 'client', (m) => !m.v2)), AGREE, 'chat v1 client frames: ChatClientFrames vs the messages not marked v2')
   t.same(diff(Object.keys(ChatClientFramesV2), typesOf('chat', 'client')), AGREE, 'chat v2 client frames: ChatClientFramesV2 vs all chat client messages')
-  t.same(diff(Object.keys(QueueClientFrames), typesOf('users', 'client')), AGREE, 'users client frames: QueueClientFrames vs the document')
-  t.same(framesOf('users', 'client', (m) => m.v2).map((m) => m.key), [], 'the queue has no v2-only client frames')
-  t.same(framesOf('users', 'server', (m) => m.v2).map((m) => m.key), [], 'the queue has no v2-only server frames')
+  t.same(diff(Object.keys(QueueClientFrames), typesOf('users', 'client', (m) => !m.v2)), AGREE, 'users v1 client frames: QueueClientFrames vs the messages not marked v2')
+  t.same(diff(Object.keys(QueueClientFramesV2), typesOf('users', 'client')), AGREE, 'users v2 client frames: QueueClientFramesV2 vs all users client messages')
 })
 
 t.test('the heartbeat text frames are PING and PONGS on both channels', async (t) => {
@@ -407,19 +409,23 @@ t.test('the heartbeat text frames are PING and PONGS on both channels', async (t
 function constraints(schemaNode: unknown, side: 'code' | 'doc'): Obj {
   const s = side === 'doc' ? derefObj(schemaNode) : isObj(schemaNode) ? schemaNode : {}
   const out: Obj = {}
+  const limits = ['pattern', 'minimum', 'maximum', 'minLength', 'maxLength']
   let type = s.type
   let values: unknown[] | undefined
   if (Array.isArray(s.anyOf)) {
-    // TypeBox writes a union of literals as anyOf [{const}, …].
     const members = s.anyOf.filter(isObj)
-    values = members.map((m) => m.const)
     type = sorted(members.map((m) => String(m.type))).join('|')
+    // TypeBox writes a union of literals as anyOf [{const}, …], and a nullable
+    // field (`T | null`) as anyOf [T, {type: null}]: the document writes
+    // `enum`, and `type: [T, 'null']` with T's limits.
+    if (members.every((m) => Object.hasOwn(m, 'const'))) values = members.map((m) => m.const)
+    else for (const m of members) for (const key of limits) if (m[key] !== undefined) out[key] = m[key]
   }
   if (Object.hasOwn(s, 'const')) values = [s.const]
   if (Array.isArray(s.enum)) values = s.enum
   if (type !== undefined) out.type = Array.isArray(type) ? sorted(type.map(String)).join('|') : type
   if (values !== undefined) out.values = sorted(values.map(String))
-  for (const key of ['pattern', 'minimum', 'maximum', 'minLength', 'maxLength']) if (s[key] !== undefined) out[key] = s[key]
+  for (const key of limits) if (s[key] !== undefined) out[key] = s[key]
   const format = side === 'doc' ? (s['x-format'] ?? s.format) : s.format
   if (format !== undefined) out.format = format
   // The code's display-name format is 1 to MAX_NAME_LENGTH code points; the document spells that out.
@@ -428,13 +434,14 @@ function constraints(schemaNode: unknown, side: 'code' | 'doc'): Obj {
 }
 
 t.test('client frame args match the TypeBox schemas field by field, per version', async (t) => {
-  const tables: [ChannelKey, Version, Record<string, unknown>][] = [
-    ['chat', 1, ChatClientFrames],
-    ['chat', 2, ChatClientFramesV2],
-    ['users', 1, QueueClientFrames],
-    ['users', 2, QueueClientFrames],
+  /** Each table, and the v1 table whose frame types are not v2-only. */
+  const tables: [ChannelKey, Version, Record<string, unknown>, Record<string, unknown>][] = [
+    ['chat', 1, ChatClientFrames, ChatClientFrames],
+    ['chat', 2, ChatClientFramesV2, ChatClientFrames],
+    ['users', 1, QueueClientFrames, QueueClientFrames],
+    ['users', 2, QueueClientFramesV2, QueueClientFrames],
   ]
-  for (const [channel, version, table] of tables) {
+  for (const [channel, version, table, v1Table] of tables) {
     for (const [type, codeSchemaNode] of Object.entries(table)) {
       const m = messageFor(channel, 'client', type)
       if (m === undefined) {
@@ -455,8 +462,8 @@ t.test('client frame args match the TypeBox schemas field by field, per version'
         if (docProps[name] === undefined) continue
         t.same(constraints(docProps[name], 'doc'), constraints(field, 'code'), `${channel} v${version} ${type}.args.${name}: type and limits`)
       }
-      if (channel === 'chat' && version === 2 && !Object.hasOwn(ChatClientFrames, type)) {
-        t.ok(m.v2, `${type} is not a v1 frame, so its message is marked x-protocol: v2`)
+      if (version === 2 && !Object.hasOwn(v1Table, type)) {
+        t.ok(m.v2, `${channel} ${type} is not a v1 frame, so its message is marked x-protocol: v2`)
       }
     }
   }
@@ -485,8 +492,12 @@ interface Sample {
 type Samples<E> = { [K in keyof E]: Sample[] | { notAFrame: string } }
 
 const serverV1: Samples<typeof encode> = {
-  visitor: [{ text: encode.visitor(visitor), channels: ['users'], alsoV2: true }],
-  userJoined: [{ text: encode.userJoined(visitor), channels: ['chat', 'users'], alsoV2: true }],
+  // v2 agents get the queued forms instead (encodeV2.queuedVisitor / userJoinedQueued); the chat's UserJoined is the same for both.
+  visitor: [{ text: encode.visitor(visitor), channels: ['users'] }],
+  userJoined: [
+    { text: encode.userJoined(visitor), channels: ['chat'], alsoV2: true },
+    { text: encode.userJoined(visitor), channels: ['users'] },
+  ],
   supportJoinedUser: [
     {
       text: encode.supportJoinedUser({ supportId: SUPPORT_ID, supportUserName: 'Vika', username: 'Nika', userId: USER_ID, chatId: CHAT_ID }),
@@ -522,6 +533,35 @@ const serverV2: Samples<typeof encodeV2> = {
     { text: encodeV2.chatEnded(CHAT_ID, 'Support', null), channels: ['chat'] },
   ],
   errorFor: [{ text: encodeV2.errorFor('MESSAGE_TOO_LONG', Errors.MESSAGE_TOO_LONG.message, 'c-17'), channels: ['chat'] }],
+  agentsOnline: [
+    {
+      text: encodeV2.agentsOnline([
+        { agentId: 'agent-3', name: 'Ana', status: 'away', activeChats: 0 },
+        { agentId: 'agent-7', name: 'Vika', status: 'online', activeChats: 2 },
+      ]),
+      channels: ['users'],
+    },
+    { text: encodeV2.agentsOnline([]), channels: ['users'] },
+  ],
+  myChats: [
+    { text: encodeV2.myChats([{ chatId: CHAT_ID, userId: USER_ID, username: 'Nika', since: TIMESTAMP, unread: 2 }]), channels: ['users'] },
+    { text: encodeV2.myChats([]), channels: ['users'] },
+  ],
+  chatAssigned: [{ text: encodeV2.chatAssigned({ chatId: CHAT_ID, userId: USER_ID, username: 'Nika', fromAgentId: 'agent-3' }), channels: ['users'] }],
+  chatUnassigned: [
+    { text: encodeV2.chatUnassigned(CHAT_ID, 'agent-7'), channels: ['chat', 'users'] },
+    { text: encodeV2.chatUnassigned(CHAT_ID, null), channels: ['chat', 'users'] },
+  ],
+  queuePosition: [
+    { text: encodeV2.queuePosition({ chatId: CHAT_ID, position: 2, waiting: 3, estimatedWaitSeconds: 95 }), channels: ['chat'] },
+    { text: encodeV2.queuePosition({ chatId: CHAT_ID, position: 1, waiting: 1, estimatedWaitSeconds: null }), channels: ['chat'] },
+  ],
+  queuedVisitor: [
+    { text: encodeV2.queuedVisitor({ ...visitor, since: TIMESTAMP, order: 17 }), channels: ['users'] },
+    // put back in the queue by a transfer: ahead of everyone
+    { text: encodeV2.queuedVisitor({ ...visitor, since: TIMESTAMP, order: -1 }), channels: ['users'] },
+  ],
+  userJoinedQueued: [{ text: encodeV2.userJoinedQueued({ ...visitor, since: TIMESTAMP, order: 17 }), channels: ['users'] }],
 }
 
 const clientV1: Samples<typeof encodeClient> = {
@@ -535,6 +575,31 @@ const clientV1: Samples<typeof encodeClient> = {
   load: [{ text: encodeClient.load(), channels: ['users'] }],
   joinUser: [{ text: encodeClient.joinUser({ userId: USER_ID, chatId: CHAT_ID, username: 'Nika' }), channels: ['users'] }],
 }
+
+/**
+ * v2-only client frames have no encoder in libs/protocol (clients build them
+ * from the exported arg types): samples of their args, typed by the TypeBox
+ * schemas, one entry per v2-only frame type of each socket.
+ */
+type V2OnlyArgs<V2 extends Record<string, TSchema>, V1> = { [K in Exclude<keyof V2, keyof V1>]: Static<V2[K]>[] }
+const chatClientV2: V2OnlyArgs<typeof ChatClientFramesV2, typeof ChatClientFrames> = {
+  LoadMore: [{ beforeSeq: 12 }, { beforeSeq: 12, limit: 50 }],
+  Typing: [{ state: 'start' }, { state: 'stop' }],
+  Received: [{ seq: 3 }],
+  Read: [{ seq: 3 }],
+  EndChat: [{}, { reason: 'Solved' }],
+}
+const queueClientV2: V2OnlyArgs<typeof QueueClientFramesV2, typeof QueueClientFrames> = {
+  SetStatus: [{ status: 'online' }, { status: 'away' }],
+  TransferChat: [
+    { chatId: CHAT_ID, toAgentId: 'agent-7' },
+    { chatId: CHAT_ID, toAgentId: null },
+  ],
+}
+const clientV2: { channel: ChannelKey; v1: Record<string, TSchema>; v2: Record<string, TSchema>; samples: Record<string, unknown[]> }[] = [
+  { channel: 'chat', v1: ChatClientFrames, v2: ChatClientFramesV2, samples: chatClientV2 },
+  { channel: 'users', v1: QueueClientFrames, v2: QueueClientFramesV2, samples: queueClientV2 },
+]
 
 /** The samples of one encoder table, and the encoders that have none (a new encoder needs a sample here). */
 function samplesOf<E extends object>(encoders: E, samples: Samples<E>): { samples: Sample[]; keys: ReturnType<typeof diff> } {
@@ -627,6 +692,25 @@ t.test('every client frame encodeClient produces matches its v1 message', async 
   t.same(v1.keys, AGREE, 'every encodeClient function has a sample here (onlyInCode: add one)')
   checkSamples(v1.samples, 'client', 1, checked)
   t.same(checked.errors, [], 'client frames that do not match the document')
+})
+
+t.test('every v2-only client frame matches its v2 message, and the code parses it on v2 only', async (t) => {
+  const checked: Checked = { errors: [], seen: new Map(), v1Types: new Map() }
+  for (const { channel, v1, v2, samples } of clientV2) {
+    const parseV1 = compileFrameParser(v1)
+    const parseV2 = compileFrameParser(v2)
+    const v2Only = Object.keys(v2).filter((type) => !Object.hasOwn(v1, type))
+    t.same(diff(v2Only, Object.keys(samples)), AGREE, `${channel}: every v2-only client frame type has a sample here (onlyInCode: add one)`)
+    for (const [type, list] of Object.entries(samples)) {
+      for (const args of list) {
+        const text = JSON.stringify({ type, args })
+        t.same(parseV2.parse(text), { type, args }, `${channel} v2 parses ${text}`)
+        t.throws(() => parseV1.parse(text), { name: 'ProtocolError', code: 'UNKNOWN_TYPE' }, `${channel} v1 refuses ${type}`)
+        checkSamples([{ text, channels: [channel] }], 'client', 2, checked)
+      }
+    }
+  }
+  t.same(checked.errors, [], 'v2 client frames that do not match the document')
 })
 
 t.test('every example matches its message payload', async (t) => {

@@ -32,6 +32,11 @@ t.test('the table is not empty and holds every code the sockets and routes use',
     'IDLE_TIMEOUT',
     'SHUTTING_DOWN',
     'INVALID_USERNAME',
+    'AGENT_AT_CAPACITY',
+    'AGENT_AWAY',
+    'AGENT_UNAVAILABLE',
+    'NOT_ASSIGNED',
+    'CHAT_TRANSFERRED',
   ]) {
     t.ok(Object.hasOwn(Errors, code), `${code} is in the table`)
   }
@@ -79,8 +84,21 @@ t.test('close codes are ones a server may send, and each is a named CloseCode', 
   t.equal(Errors.IDLE_TIMEOUT.closeCode, 4408)
   t.equal(Errors.CHAT_EXPIRED.closeCode, 4410)
   t.equal(Errors.SHUTTING_DOWN.closeCode, 1001)
+  t.equal(Errors.CHAT_TRANSFERRED.closeCode, 4403)
   // errors a client can recover from keep the socket open
-  for (const code of ['INVALID_JSON', 'INVALID_FRAME', 'UNKNOWN_TYPE', 'BINARY_NOT_SUPPORTED', 'NOT_JOINED', 'IDENTITY_MISMATCH', 'STORE_UNAVAILABLE'] as const) {
+  for (const code of [
+    'INVALID_JSON',
+    'INVALID_FRAME',
+    'UNKNOWN_TYPE',
+    'BINARY_NOT_SUPPORTED',
+    'NOT_JOINED',
+    'IDENTITY_MISMATCH',
+    'STORE_UNAVAILABLE',
+    'AGENT_AT_CAPACITY',
+    'AGENT_AWAY',
+    'AGENT_UNAVAILABLE',
+    'NOT_ASSIGNED',
+  ] as const) {
     t.equal((Errors[code] as ErrorSpec).closeCode, undefined, `${code} does not close the socket`)
   }
 })

@@ -7,6 +7,7 @@ import {
   PONGS,
   ProtocolError,
   QueueClientFrames,
+  QueueClientFramesV2,
   compileFrameParser,
   encode,
   isId,
@@ -16,6 +17,7 @@ import {
 
 const chat = compileFrameParser(ChatClientFrames)
 const queue = compileFrameParser(QueueClientFrames)
+const queueV2 = compileFrameParser(QueueClientFramesV2)
 
 const USER_ID = '9d6d2db0cdb84d8ba67105670d94d641'
 const SUPPORT_ID = '7c270542e64a4dfbb2bc1c7793746674'
@@ -176,6 +178,32 @@ t.test('a bad field → INVALID_FRAME naming the frame type and the field', asyn
     rejects(t, queue, JSON.stringify({ type: 'JoinUser', args: { ...claim, username: 5 } }), 'INVALID_FRAME', /^JoinUser: args\.username: /)
     rejects(t, queue, '{"type":"JoinUser"}', 'INVALID_FRAME', /^JoinUser: args\.userId: /)
   })
+})
+
+t.test('v2 queue frames: SetStatus and TransferChat parse on v2 only; a bad field is INVALID_FRAME', async (t) => {
+  const frame = (type: string, args?: unknown) => JSON.stringify({ type, args })
+  for (const status of ['online', 'away']) t.same(queueV2.parse(frame('SetStatus', { status })), { type: 'SetStatus', args: { status } })
+  for (const toAgentId of ['agent-7', null, 'a'.repeat(128)]) {
+    const args = { chatId: CHAT_ID, toAgentId }
+    t.same(queueV2.parse(frame('TransferChat', args)), { type: 'TransferChat', args })
+  }
+  // the seed-004 frames are unchanged on v2
+  t.same(queueV2.parse('{"type":"Load"}'), { type: 'Load', args: {} })
+  // v1 sockets do not know the v2 frames, and say which ones they do know
+  rejects(t, queue, frame('SetStatus', { status: 'away' }), 'UNKNOWN_TYPE', /"SetStatus".*Load, JoinUser$/)
+  rejects(t, queue, frame('TransferChat', { chatId: CHAT_ID, toAgentId: null }), 'UNKNOWN_TYPE', /"TransferChat"/)
+
+  const cases: [string, string, unknown, RegExp][] = [
+    ['SetStatus', 'an unknown status', { status: 'busy' }, /^SetStatus: args\.status: /],
+    ['SetStatus', 'status in upper case', { status: 'Away' }, /^SetStatus: args\.status: /],
+    ['SetStatus', 'no args', undefined, /^SetStatus: args\.status: /],
+    ['TransferChat', 'a malformed chatId', { chatId: 'x', toAgentId: null }, /^TransferChat: args\.chatId: /],
+    ['TransferChat', 'toAgentId missing (null must be said)', { chatId: CHAT_ID }, /^TransferChat: args\.toAgentId: /],
+    ['TransferChat', 'an empty toAgentId', { chatId: CHAT_ID, toAgentId: '' }, /^TransferChat: args\.toAgentId: /],
+    ['TransferChat', 'a toAgentId over 128 characters', { chatId: CHAT_ID, toAgentId: 'a'.repeat(129) }, /^TransferChat: args\.toAgentId: /],
+    ['TransferChat', 'a numeric toAgentId', { chatId: CHAT_ID, toAgentId: 7 }, /^TransferChat: args\.toAgentId: /],
+  ]
+  for (const [type, what, args, pattern] of cases) t.test(`${type}: ${what}`, async (t) => rejects(t, queueV2, frame(type, args), 'INVALID_FRAME', pattern))
 })
 
 t.test('args that are not an object → INVALID_FRAME naming args', async (t) => {
