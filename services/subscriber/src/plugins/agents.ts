@@ -50,6 +50,12 @@ export const agentsPlugin = fp(
     /** What each socket was sent last, so nothing is repeated. */
     const lastAgents = new WeakMap<AgentSocket, string>()
     const lastMyChats = new WeakMap<AgentSocket, string>()
+    /**
+     * Sockets whose agent is registered in Redis. A refresh skips the others:
+     * a list read before the renewal would show the agent without themselves
+     * (an offline event from a sweep can arrive just as they reconnect).
+     */
+    const registered = new WeakSet<AgentSocket>()
 
     const quiet = (what: string) => (err: unknown) => {
       if (!isRedisUnavailable(err)) app.log.error({ err }, what)
@@ -57,14 +63,17 @@ export const agentsPlugin = fp(
     const renew = (socket: AgentSocket) =>
       renewPresence(redis, { agentId: socket.agentId, name: socket.name, anonymous: socket.anonymous }, instanceId, opts.offlineAfterMs)
 
-    const v2Sockets = function* (agentId?: string) {
+    const v2Sockets = function* (agentId?: string, onlyRegistered = true) {
       const sets = agentId === undefined ? local.values() : [local.get(agentId) ?? new Set<AgentSocket>()]
-      for (const set of sets) for (const s of set) if (s.v2) yield s
+      for (const set of sets) for (const s of set) if (s.v2 && (!onlyRegistered || registered.has(s))) yield s
     }
 
     const sendAgents = async (only?: AgentSocket) => {
+      // The targets are taken before the read, so none gets a list older than its registration.
+      const targets = only ? [only] : [...v2Sockets()]
+      if (targets.length === 0) return
       const frame = encodeV2.agentsOnline((await listAgents(redis)).filter((a) => !a.anonymous))
-      for (const s of only ? [only] : v2Sockets()) {
+      for (const s of targets) {
         if (lastAgents.get(s) === frame) continue
         lastAgents.set(s, frame)
         s.send(frame)
@@ -112,6 +121,7 @@ export const agentsPlugin = fp(
         set.add(socket)
         try {
           await renew(socket)
+          registered.add(socket)
           if (!socket.v2) return
           await sendAgents(socket)
           if (!socket.anonymous) await sendMyChats(socket.agentId, socket)
@@ -120,6 +130,7 @@ export const agentsPlugin = fp(
           // renewal announces them once Redis is back, and the refresh that
           // follows sends what this socket missed.
           if (!isRedisUnavailable(err)) throw err
+          registered.add(socket)
         }
       },
       disconnect(socket: AgentSocket) {
@@ -164,7 +175,7 @@ export const agentsPlugin = fp(
         const event = parseAgentEvent(message)
         if (event === null) return void app.log.warn('unreadable agent event dropped')
         if (event.kind === 'frame') {
-          for (const s of v2Sockets(event.to)) s.send(event.frame)
+          for (const s of v2Sockets(event.to, false)) s.send(event.frame)
           return
         }
         dirtyList = true
