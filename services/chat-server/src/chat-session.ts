@@ -61,6 +61,8 @@ export class ChatSession {
   #unsubscribe: (() => Promise<void>) | undefined
   /** Live frames that arrive while a Join is being answered; sent right after the answer. */
   #held: string[] | undefined
+  /** A channel frame this socket was sent directly already. */
+  #skipOnce: string | undefined
   #waiting = false
   /** Stops the QueuePosition updates of a waiting v2 visitor. */
   #unwatch: (() => void) | undefined
@@ -164,6 +166,14 @@ export class ChatSession {
           this.#send(encode.supportJoinedUser(joined))
           await this.#sendHistory(this.#chat, resumeAfter)
           return
+        }
+        if ((chat.pastSupportIds ?? []).length > 0) {
+          // A chat put back in the queue has a conversation already: the new agent gets it after
+          // SupportJoinedUser, and the channel's copy of that frame is not sent twice.
+          const frame = encode.supportJoinedUser(joined)
+          this.#skipOnce = frame
+          this.#send(frame)
+          await this.#sendHistory(this.#chat, resumeAfter)
         }
         this.log.info({ supportId: joined.supportId }, 'agent joined chat')
       })
@@ -385,6 +395,10 @@ export class ChatSession {
   }
 
   #deliver(payload: string, skip?: ReadonlySet<string>): void {
+    if (payload === this.#skipOnce) {
+      this.#skipOnce = undefined
+      return
+    }
     if (isStoredMessage(payload)) {
       if (skip?.has(payload)) return
       this.#send(this.version === 2 ? encodeV2.chatMessageFromStored(payload) : encode.chatMessageFromStored(payload))
