@@ -203,6 +203,8 @@ export class ChatClient {
   }
 
   close(): void {
+    // Whatever the server says on the way out (a 4403 among them) is no news to a client that closed itself.
+    this.#transferred = true
     this.#socket.close()
   }
 

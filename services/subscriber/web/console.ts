@@ -430,6 +430,8 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
       },
       expired: markExpired,
       transferred: (toAgentId) => {
+        // The queue socket's ChatUnassigned may have let go of the chat already, with the better message.
+        if (chats.get(visitor.chatId) !== held) return
         say(transferredText(visitor.username, toAgentId))
         dropChat(visitor.chatId)
       },
