@@ -1,5 +1,4 @@
 import t, { type Test } from 'tap'
-import { setTimeout as delay } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { ProtocolError, encode, encodeV2, type Party, type Visitor } from '@switchboard/protocol'
 import {
@@ -7,7 +6,6 @@ import {
   channels,
   claimGapMs,
   claimVisitor,
-  connectRedis,
   createChat,
   endChat,
   enqueueVisitor,
@@ -30,7 +28,7 @@ import {
   transferChat,
   type RedisConnections,
 } from '@switchboard/domain'
-import { startRedis } from '@switchboard/testing'
+import { startRedis, connectedRedis, redisNow, redisClockPast } from '@switchboard/testing'
 
 /*
  * The agent workflow in the store (docs/agent-workflow.md): presence leases
@@ -42,14 +40,6 @@ const LONG = { chatTtlMs: 60_000 }
 const LEASE = 60_000
 const MIN = 60_000
 const quiet = { warn() {}, info() {} }
-
-async function connect(t: Test, url: string): Promise<RedisConnections> {
-  const conn = connectRedis(url, quiet)
-  t.teardown(() => conn.close())
-  const ready = (client: Redis) => (client.status === 'ready' ? null : new Promise((resolve) => client.once('ready', resolve)))
-  await Promise.all([ready(conn.commands), ready(conn.subscriber)])
-  return conn
-}
 
 /** A frame published on a chat channel, as `<chatId> <envelope>`; agent and queue events as their JSON. */
 interface Published {
@@ -67,9 +57,9 @@ interface Published {
 async function setup(t: Test) {
   const server = await startRedis()
   t.teardown(() => server.stop())
-  const conn = await connect(t, server.url)
-  const other = await connect(t, server.url)
-  const listener = await connect(t, server.url)
+  const conn = await connectedRedis(t, server.url)
+  const other = await connectedRedis(t, server.url)
+  const listener = await connectedRedis(t, server.url)
   let got: Published = { chat: [], agents: [], queue: [] }
   let marker: (() => void) | undefined
   listener.subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => {
@@ -96,25 +86,11 @@ async function setup(t: Test) {
   }
 }
 
-async function redisNow(redis: Redis): Promise<number> {
-  const [s, us] = await redis.time()
-  return Number(s) * 1000 + Math.floor(Number(us) / 1000)
-}
-
-/** Polls the Redis clock (the one leases and deadlines go by) until it is past `ms`; bounded. */
-async function clockPast(redis: Redis, ms: number): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if ((await redisNow(redis)) > ms) return
-    await delay(2)
-  }
-  throw new Error(`the Redis clock did not pass ${ms}`)
-}
-
 /** Waits until every lease of the agent (as recorded in Redis) has run out. */
 async function leaseRunsOut(redis: Redis, agentId: string): Promise<void> {
   const lease = await redis.zscore(keys.agentsOnline, agentId)
   if (lease === null) throw new Error(`${agentId} holds no lease`)
-  await clockPast(redis, Number(lease))
+  await redisClockPast(redis, Number(lease))
 }
 
 /** Rejects with a ProtocolError of this code, or fails the test. */
@@ -265,7 +241,7 @@ t.test('an agent stays online while any instance holds a lease', async (t) => {
   await online(redis, 'a1', 'Ana', 'sub-1', 150)
   await online(redis, 'a1', 'Ana', 'sub-2', LEASE)
   await take()
-  await clockPast(redis, Number(await redis.zscore(keys.agentSessions('a1'), 'sub-1')))
+  await redisClockPast(redis, Number(await redis.zscore(keys.agentSessions('a1'), 'sub-1')))
   t.equal(await sweepPresence(redis), 0, "one instance's lease ran out, the other's holds")
   t.same((await take()).agents, [], 'nothing announced')
   t.same((await listAgents(redis)).map((a) => a.agentId), ['a1'], 'still listed')
@@ -482,7 +458,7 @@ t.test('sweepExpired frees the seat of an expired chat and says so', async (t) =
   t.equal(await seatCount(redis, 'a1'), 2)
   await take()
 
-  await clockPast(redis, Number(await redis.zscore(keys.deadlines, visitor.chatId)))
+  await redisClockPast(redis, Number(await redis.zscore(keys.deadlines, visitor.chatId)))
   t.equal(await sweepExpired(redis), 1, 'expired')
   t.same(await seats(redis, 'a1'), [kept.chatId], 'the seat freed')
   const published = await take()
@@ -524,7 +500,7 @@ t.test('listMyChats: held chats oldest first, with the visitor messages the agen
     since[v.chatId] = Number(await redis.hget(keys.chat(v.chatId), 'assignedAt'))
     t.ok(since[v.chatId]! >= before, 'assignedAt on the Redis clock')
     // Distinct times: the next chat is got strictly later.
-    await clockPast(redis, since[v.chatId]!)
+    await redisClockPast(redis, since[v.chatId]!)
   }
   // Someone else's chat is not mine.
   await heldChat(redis, 'b1', 'Bo')

@@ -20,7 +20,7 @@ import {
 /** The seed's fields of each queued visitor (since and order are checked where they matter). */
 const visitorsOf = (list: { username: string; userId: string; chatId: string }[]) =>
   list.map(({ username, userId, chatId }) => ({ username, userId, chatId }))
-import { startRedis } from '@switchboard/testing'
+import { connectedRedis, startRedis } from '@switchboard/testing'
 
 const HEX32 = /^[0-9a-f]{32}$/
 const OPTS = { chatTtlMs: 60_000 }
@@ -29,10 +29,7 @@ const quiet = { warn() {}, info() {} }
 async function connect(t: Test): Promise<{ conn: RedisConnections; redis: Redis }> {
   const server = await startRedis()
   t.teardown(() => server.stop())
-  const conn = connectRedis(server.url, quiet)
-  t.teardown(() => conn.close())
-  // The command connection does not queue commands while connecting.
-  if (conn.commands.status !== 'ready') await new Promise((resolve) => conn.commands.once('ready', resolve))
+  const conn = await connectedRedis(t, server.url)
   return { conn, redis: conn.commands }
 }
 

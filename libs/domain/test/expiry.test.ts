@@ -6,7 +6,6 @@ import {
   appendMessage,
   channels,
   claimVisitor,
-  connectRedis,
   createChat,
   enqueueVisitor,
   getChat,
@@ -22,11 +21,10 @@ import {
 /** The seed's fields of each queued visitor (since and order are checked where they matter). */
 const visitorsOf = (list: { username: string; userId: string; chatId: string }[]) =>
   list.map(({ username, userId, chatId }) => ({ username, userId, chatId }))
-import { startRedis, type TestRedis } from '@switchboard/testing'
+import { startRedis, type TestRedis, connectedRedis, redisNow, redisClockPast } from '@switchboard/testing'
 
 const SHORT = { chatTtlMs: 200 }
 const LONG = { chatTtlMs: 60_000 }
-const quiet = { warn() {}, info() {} }
 
 async function server(t: Test): Promise<TestRedis> {
   const redis = await startRedis()
@@ -34,31 +32,9 @@ async function server(t: Test): Promise<TestRedis> {
   return redis
 }
 
-async function connect(t: Test, url: string): Promise<RedisConnections> {
-  const conn = connectRedis(url, quiet)
-  t.teardown(() => conn.close())
-  const ready = (client: Redis) => (client.status === 'ready' ? null : new Promise((resolve) => client.once('ready', resolve)))
-  await Promise.all([ready(conn.commands), ready(conn.subscriber)])
-  return conn
-}
-
-async function redisNow(redis: Redis): Promise<number> {
-  const [s, us] = await redis.time()
-  return Number(s) * 1000 + Math.floor(Number(us) / 1000)
-}
-
 async function deadlineOf(redis: Redis, chatId: string): Promise<number | null> {
   const score = await redis.zscore(keys.deadlines, chatId)
   return score === null ? null : Number(score)
-}
-
-/** Polls the Redis clock (the one expiry goes by) until it is past `deadline`; bounded. */
-async function waitPast(redis: Redis, deadline: number): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if ((await redisNow(redis)) > deadline) return
-    await delay(5)
-  }
-  throw new Error(`the Redis clock did not pass ${deadline}`)
 }
 
 /**
@@ -90,9 +66,9 @@ async function listen(conn: RedisConnections) {
 
 t.test('sweepExpired removes an expired chat: keys, queue entry, deadline entry; and says so once', async (t) => {
   const { url } = await server(t)
-  const conn = await connect(t, url)
+  const conn = await connectedRedis(t, url)
   const redis = conn.commands
-  const events = await listen(await connect(t, url))
+  const events = await listen(await connectedRedis(t, url))
 
   const fresh = await createChat(redis, 'New', SHORT)
   const waiting = await createChat(redis, 'Waiting', SHORT)
@@ -110,7 +86,7 @@ t.test('sweepExpired removes an expired chat: keys, queue entry, deadline entry;
   events.queue.length = 0
 
   const latest = Math.max(...(await Promise.all(short.map((c) => deadlineOf(redis, c.chatId)))).map(Number))
-  await waitPast(redis, latest)
+  await redisClockPast(redis, latest)
 
   // Past the deadline but not swept: already gone for readers, keys still there (grace).
   for (const c of short) t.equal(await getChat(redis, c.chatId), null, `${c.username}: getChat is null past the deadline`)
@@ -148,9 +124,9 @@ t.test('sweepExpired removes an expired chat: keys, queue entry, deadline entry;
 
 t.test('sweeps from several connections at once expire each chat exactly once', async (t) => {
   const { url } = await server(t)
-  const setup = (await connect(t, url)).commands
-  const events = await listen(await connect(t, url))
-  const sweepers = await Promise.all([connect(t, url), connect(t, url), connect(t, url)])
+  const setup = (await connectedRedis(t, url)).commands
+  const events = await listen(await connectedRedis(t, url))
+  const sweepers = await Promise.all([connectedRedis(t, url), connectedRedis(t, url), connectedRedis(t, url)])
 
   const chats = []
   for (let i = 0; i < 40; i++) {
@@ -159,7 +135,7 @@ t.test('sweeps from several connections at once expire each chat exactly once', 
     chats.push(chat)
   }
   const latest = Math.max(...(await Promise.all(chats.map((c) => deadlineOf(setup, c.chatId)))).map(Number))
-  await waitPast(setup, latest)
+  await redisClockPast(setup, latest)
 
   const counts = await Promise.all(sweepers.map((s) => sweepExpired(s.commands)))
   t.equal(counts.reduce((a, b) => a + b, 0), chats.length, `the sweeps expired ${counts.join(' + ')} = ${chats.length} chats`)
@@ -175,7 +151,7 @@ t.test('sweeps from several connections at once expire each chat exactly once', 
 
 t.test('touchWaiting keeps a chat nobody joined alive, but not one an agent joined', async (t) => {
   const { url } = await server(t)
-  const redis = (await connect(t, url)).commands
+  const redis = (await connectedRedis(t, url)).commands
 
   const waiting = await createChat(redis, 'Waiting', SHORT)
   await enqueueVisitor(redis, waiting, SHORT)
@@ -189,7 +165,7 @@ t.test('touchWaiting keeps a chat nobody joined alive, but not one an agent join
   const ids = [waiting.chatId, claimed.chatId, active.chatId]
   const before = await Promise.all(ids.map((id) => deadlineOf(redis, id)))
   // Let the Redis clock move, so a touch gives a later deadline.
-  await waitPast(redis, Math.max(...before.map(Number)) - SHORT.chatTtlMs + 20)
+  await redisClockPast(redis, Math.max(...before.map(Number)) - SHORT.chatTtlMs + 20)
 
   await touchWaiting(redis, ids, SHORT)
   const after = await Promise.all(ids.map((id) => deadlineOf(redis, id)))
@@ -218,7 +194,7 @@ t.test('touchWaiting keeps a chat nobody joined alive, but not one an agent join
   // Nor one past its deadline that no sweep has reached yet.
   const late = await createChat(redis, 'Late', SHORT)
   const lateDeadline = (await deadlineOf(redis, late.chatId))!
-  await waitPast(redis, lateDeadline)
+  await redisClockPast(redis, lateDeadline)
   await touchWaiting(redis, [late.chatId], SHORT)
   t.equal(await deadlineOf(redis, late.chatId), lateDeadline, 'a chat past its deadline is not extended')
   t.equal(await getChat(redis, late.chatId), null)
@@ -226,7 +202,7 @@ t.test('touchWaiting keeps a chat nobody joined alive, but not one an agent join
 
 t.test('after expiry, messages and joins are refused with CHAT_EXPIRED', async (t) => {
   const { url } = await server(t)
-  const redis = (await connect(t, url)).commands
+  const redis = (await connectedRedis(t, url)).commands
   const chat = await createChat(redis, 'Nika', SHORT)
   await enqueueVisitor(redis, chat, SHORT)
   const { supportId } = await joinSupport(redis, chat, 'Vika', SHORT)
@@ -235,12 +211,12 @@ t.test('after expiry, messages and joins are refused with CHAT_EXPIRED', async (
 
   // A message pushes the deadline forward.
   const d1 = (await deadlineOf(redis, chat.chatId))!
-  await waitPast(redis, d1 - SHORT.chatTtlMs + 20)
+  await redisClockPast(redis, d1 - SHORT.chatTtlMs + 20)
   await appendMessage(redis, message, SHORT)
   const d2 = (await deadlineOf(redis, chat.chatId))!
   t.ok(d2 > d1, 'a message extends the chat')
 
-  await waitPast(redis, d2)
+  await redisClockPast(redis, d2)
   const expect = async (promise: Promise<unknown>, code: string, what: string) => {
     const err = await promise.then(
       () => null,

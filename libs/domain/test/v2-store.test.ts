@@ -1,12 +1,10 @@
 import t, { type Test } from 'tap'
-import { setTimeout as delay } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { ProtocolError, encode, isStoredMessage, storedToV1, type Party } from '@switchboard/protocol'
 import {
   appendMessage,
   channels,
   claimVisitor,
-  connectRedis,
   createChat,
   endChat,
   enqueueVisitor,
@@ -28,7 +26,7 @@ import {
 /** The seed's fields of each queued visitor (since and order are checked where they matter). */
 const visitorsOf = (list: { username: string; userId: string; chatId: string }[]) =>
   list.map(({ username, userId, chatId }) => ({ username, userId, chatId }))
-import { startRedis } from '@switchboard/testing'
+import { startRedis, connectedRedis, redisNow, redisClockPast } from '@switchboard/testing'
 
 /*
  * Protocol v2 in the store: seq and messageId on every message, clientMessageId
@@ -39,15 +37,6 @@ import { startRedis } from '@switchboard/testing'
 const HEX32 = /^[0-9a-f]{32}$/
 const LONG = { chatTtlMs: 60_000 }
 const SHORT = { chatTtlMs: 150 }
-const quiet = { warn() {}, info() {} }
-
-async function connect(t: Test, url: string): Promise<RedisConnections> {
-  const conn = connectRedis(url, quiet)
-  t.teardown(() => conn.close())
-  const ready = (client: Redis) => (client.status === 'ready' ? null : new Promise((resolve) => client.once('ready', resolve)))
-  await Promise.all([ready(conn.commands), ready(conn.subscriber)])
-  return conn
-}
 
 /**
  * A private redis-server, a command connection, and everything published on
@@ -58,8 +47,8 @@ async function connect(t: Test, url: string): Promise<RedisConnections> {
 async function setup(t: Test) {
   const server = await startRedis()
   t.teardown(() => server.stop())
-  const conn = await connect(t, server.url)
-  const listener = await connect(t, server.url)
+  const conn = await connectedRedis(t, server.url)
+  const listener = await connectedRedis(t, server.url)
   let chat: string[] = []
   let queue: string[] = []
   let marker: (() => void) | undefined
@@ -97,20 +86,6 @@ async function activeChat(redis: Redis, opts = LONG) {
     append: (from: Party, content: string, clientMessageId?: string) =>
       appendMessage(redis, { chatId, userId, supportId, content, from, ...(clientMessageId === undefined ? {} : { clientMessageId }) }, opts),
   }
-}
-
-async function redisNow(redis: Redis): Promise<number> {
-  const [s, us] = await redis.time()
-  return Number(s) * 1000 + Math.floor(Number(us) / 1000)
-}
-
-/** Polls the Redis clock (the one deadlines go by) until it is past `ms`; bounded. */
-async function clockPast(redis: Redis, ms: number): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if ((await redisNow(redis)) > ms) return
-    await delay(2)
-  }
-  throw new Error(`the Redis clock did not pass ${ms}`)
 }
 
 /** Rejects with a ProtocolError of this code, or fails the test. */
@@ -285,7 +260,7 @@ t.test('endChat: read-only until it expires, announced to v2 sockets; a waiting 
   t.match(ended, { state: 'ended', endedBy: 'User' })
   t.equal(ended?.endReason, undefined, 'no reason')
   t.same(visitorsOf(await listQueue(redis)), [], 'off the queue')
-  await clockPast(redis, Number(waitingDeadline) - LONG.chatTtlMs) // so that a touch would move the deadline
+  await redisClockPast(redis, Number(waitingDeadline) - LONG.chatTtlMs) // so that a touch would move the deadline
   await touchWaiting(redis, [visitor.chatId], LONG)
   t.equal(await redis.zscore(keys.deadlines, visitor.chatId), waitingDeadline, 'no longer kept alive as waiting')
   await rejectsWith(t, claimVisitor(redis, visitor.chatId, visitor.userId), 'ALREADY_CLAIMED', 'a claim from a stale console')
@@ -315,7 +290,7 @@ t.test('warnExpiring: chats with an agent whose deadline is within the window, o
   t.equal(await warnExpiring(redis, 120_000), 0, 'not twice for one deadline')
   t.same((await take()).chat, [])
 
-  await clockPast(redis, Number(await redis.zscore(keys.deadlines, chat.chatId)) - LONG.chatTtlMs) // so the message moves the deadline
+  await redisClockPast(redis, Number(await redis.zscore(keys.deadlines, chat.chatId)) - LONG.chatTtlMs) // so the message moves the deadline
   await chat.append('User', 'still here')
   await take()
   t.equal(await warnExpiring(redis, 120_000), 1, 'a new deadline earns a new warning')
@@ -328,7 +303,7 @@ t.test('an expired chat takes its client ids and read state with it', async (t) 
   await chat.append('User', 'hi', 'c-1')
   await markReceipt(redis, chat.chatId, 'support', 'read', 1)
   t.equal(await redis.exists(keys.clientIds(chat.chatId), keys.receipts(chat.chatId)), 2)
-  await clockPast(redis, Number(await redis.zscore(keys.deadlines, chat.chatId)))
+  await redisClockPast(redis, Number(await redis.zscore(keys.deadlines, chat.chatId)))
   t.equal(await warnExpiring(redis, 120_000), 0, 'a chat past its deadline is not warned')
   t.equal(await sweepExpired(redis), 1)
   t.same(await redis.keys(`*${chat.chatId}*`), [], 'no key of the chat is left')

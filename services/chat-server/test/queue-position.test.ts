@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { keys } from '@switchboard/domain'
-import { startStack, type Received, type RunningApp, type Stack, type TestSocket } from '@switchboard/testing'
+import { redisNow, startStack, type Received, type RunningApp, type Stack, type TestSocket } from '@switchboard/testing'
 
 /*
  * QueuePosition (docs/agent-workflow.md): a waiting v2 visitor learns where
@@ -136,11 +136,6 @@ async function load(agent: TestSocket): Promise<string[]> {
     .slice(before, agent.received.indexOf(marker))
     .filter((m) => m.json?.type === undefined)
     .map((m) => m.json.chatId)
-}
-
-async function redisNow(stack: Stack): Promise<number> {
-  const [s, us] = await stack.chatServers[0]!.app.redis.commands.time()
-  return Number(s) * 1000 + Math.floor(Number(us) / 1000)
 }
 
 async function getStatus(on: RunningApp): Promise<any> {
@@ -384,7 +379,7 @@ t.test('estimatedWaitSeconds = ceil(position × (now − oldest of the last k �
   const minutes = 60_000
 
   // Claims older than 30 minutes say nothing.
-  let now = await redisNow(stack)
+  let now = await redisNow(stack.chatServers[0]!.app.redis.commands)
   await redis.zadd(keys.claims, now - 31 * minutes, fake(1), now - 45 * minutes, fake(2), now - 60 * minutes, fake(3))
   const ana = await enterQueue(stack, 'Ana')
   await expectPosition(t, ana.socket, ana.chatId, 1, 1, null, 'only claims older than 30 minutes')
@@ -394,7 +389,7 @@ t.test('estimatedWaitSeconds = ceil(position × (now − oldest of the last k �
   // the last 20 are the ones that count, and the gap is 400 s / 20 = 20 s.
   // (Not (newest − oldest) / 19 = 2 s, not the 25 in the window: 1500 s / 25 = 60 s.)
   const seededAt = Date.now()
-  now = await redisNow(stack)
+  now = await redisNow(stack.chatServers[0]!.app.redis.commands)
   const older = [21, 22, 23, 24, 25].flatMap((m, i) => [now - m * minutes, fake(10 + i)])
   const recent = Array.from({ length: 20 }, (_, i) => [now - 400_000 + i * 2000, fake(100 + i)]).flat()
   await redis.zadd(keys.claims, ...older, ...recent)

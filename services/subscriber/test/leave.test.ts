@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
-import { startStack, type Stack, type TestSocket } from '@switchboard/testing'
+import { redisNow, startStack, type Stack, type TestSocket } from '@switchboard/testing'
 
 const TTL_MS = 1000
 const ENV = { env: { CHAT_TTL_SECONDS: String(TTL_MS / 1000) }, sweepIntervalMs: 50 }
@@ -29,11 +29,6 @@ function redisClient(t: Test, url: string): Redis {
   const redis = new Redis(url)
   t.teardown(() => redis.quit())
   return redis
-}
-
-async function redisNow(redis: Redis): Promise<number> {
-  const [s, us] = await redis.time()
-  return Number(s) * 1000 + Math.floor(Number(us) / 1000)
 }
 
 /**
