@@ -289,7 +289,7 @@ t.test('a visitor refreshing with the supportId their chat had before the transf
   }
 })
 
-t.test('transfer while the visitor is sending with the old supportId: every message stored once, in order, none refused', async (t) => {
+t.test('transfer while the visitor is typing and sending with the old supportId: every message stored once, in order, none refused', async (t) => {
   const stack = await startStack(t, { subscribers: 2, env: { AGENT_AUTH: 'on' } })
   const vika = await signIn(stack, 'Vika', [0])
   const dora = await signIn(stack, 'Dora', [1])
@@ -299,6 +299,8 @@ t.test('transfer while the visitor is sending with the old supportId: every mess
 
   const ROUNDS = 22 // two messages a round: 44, within one 50-message ChatHistory
   const sendRound = (i: number) => {
+    // Typing, as a page does between messages: never refused either.
+    user.send({ type: 'Typing', args: { state: i % 2 === 0 ? 'stop' : 'start' } })
     user.send(message(visitor, oldSupportId, 'User', `v2-${i}`, `c-${i}`))
     seed.send(message(visitor, oldSupportId, 'User', `v1-${i}`))
   }
