@@ -2,6 +2,12 @@ import type { Redis } from 'ioredis'
 
 type Listener = (message: string) => void
 
+/** A channel's listeners and the SUBSCRIBE they share: every listener waits for it, not just the first. */
+interface Channel {
+  listeners: Set<Listener>
+  subscribed: Promise<void>
+}
+
 /**
  * Channel subscriptions over one dedicated Redis connection, counted by
  * listener: the first listener subscribes, the last one to leave
@@ -9,58 +15,59 @@ type Listener = (message: string) => void
  */
 export class PubSub {
   readonly #redis: Redis
-  readonly #listeners = new Map<string, Set<Listener>>()
+  readonly #channels = new Map<string, Channel>()
 
   constructor(subscriber: Redis) {
     this.#redis = subscriber
     subscriber.on('message', (channel: string, message: string) => {
-      const set = this.#listeners.get(channel)
-      if (set) for (const listener of set) listener(message)
+      const entry = this.#channels.get(channel)
+      if (entry) for (const listener of entry.listeners) listener(message)
     })
   }
 
   /**
-   * Listens on a channel; resolves once Redis confirmed the subscription.
-   * Returns the function that stops listening. While Redis is unreachable it
-   * fails at once, unless `waitForRedis` is set: then it resolves when Redis
-   * is back and the subscription is made.
+   * Listens on a channel; resolves once Redis confirmed the subscription
+   * (for a listener that joins a channel being subscribed, once that
+   * SUBSCRIBE is confirmed). Returns the function that stops listening.
+   * While Redis is unreachable it fails at once, unless `waitForRedis` is
+   * set: then it resolves when Redis is back and the subscription is made.
    */
   async subscribe(channel: string, listener: Listener, opts: { waitForRedis?: boolean } = {}): Promise<() => Promise<void>> {
     if (!opts.waitForRedis && this.#redis.status !== 'ready') {
       throw new Error('Connection is closed: the Redis subscriber connection is not ready')
     }
-    let set = this.#listeners.get(channel)
-    const first = set === undefined
-    if (set === undefined) {
-      set = new Set()
-      this.#listeners.set(channel, set)
+    let entry = this.#channels.get(channel)
+    if (entry === undefined) {
+      const created: Channel = { listeners: new Set(), subscribed: this.#redis.subscribe(channel).then(() => {}) }
+      this.#channels.set(channel, created)
+      // A failed SUBSCRIBE is forgotten, so the next listener sends another
+      // one (rather than joining a channel Redis never subscribed).
+      created.subscribed.catch(() => {
+        if (this.#channels.get(channel) === created) this.#channels.delete(channel)
+      })
+      entry = created
     }
-    set.add(listener)
-    if (first) {
-      try {
-        await this.#redis.subscribe(channel)
-      } catch (err) {
-        set.delete(listener)
-        if (set.size === 0) this.#listeners.delete(channel)
-        throw err
-      }
+    const joined = entry
+    joined.listeners.add(listener)
+    try {
+      await joined.subscribed
+    } catch (err) {
+      joined.listeners.delete(listener)
+      throw err
     }
     let done = false
     return async () => {
       if (done) return
       done = true
-      const current = this.#listeners.get(channel)
-      if (!current) return
-      current.delete(listener)
-      if (current.size === 0) {
-        this.#listeners.delete(channel)
-        await this.#redis.unsubscribe(channel).catch(() => {})
-      }
+      joined.listeners.delete(listener)
+      if (joined.listeners.size > 0 || this.#channels.get(channel) !== joined) return
+      this.#channels.delete(channel)
+      await this.#redis.unsubscribe(channel).catch(() => {})
     }
   }
 
   /** Channels with at least one listener. */
   get channelCount(): number {
-    return this.#listeners.size
+    return this.#channels.size
   }
 }
