@@ -31,3 +31,8 @@ export async function listQueue(redis: Redis): Promise<QueuedVisitor[]> {
   })
   return visitors
 }
+
+/** How many chats are in the queue, including any that expired and are not swept yet (one ZCARD: cheap enough for every metrics scrape). */
+export function queueLength(redis: Redis): Promise<number> {
+  return redis.zcard(keys.queue)
+}

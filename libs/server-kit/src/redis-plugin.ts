@@ -13,14 +13,47 @@ declare module 'fastify' {
 
 export interface RedisPluginOptions {
   url: string
-  /** How long start-up waits for Redis before running degraded (health 503) until it answers. @default 3000 */
+  /** How long start-up waits for Redis before running degraded (`/ready` 503) until it answers. @default 3000 */
   connectTimeoutMs?: number
 }
 
-/** Connects to Redis, adds `/health`, and closes the connections with the app. */
+const healthBody = {
+  type: 'object',
+  required: ['status', 'redis'],
+  properties: {
+    status: { type: 'string', enum: ['ok', 'unavailable', 'closing'] },
+    redis: { type: 'string', enum: ['up', 'down'], description: 'Whether both Redis connections are connected' },
+  },
+} as const
+
+const healthSchema = {
+  summary: 'Liveness: the process is serving requests',
+  description: 'Always 200 while the process serves requests, whatever the state of Redis (`redis` says it, for information).',
+  tags: ['operations'],
+  response: { 200: { ...healthBody, description: 'Alive' } },
+}
+
+const readySchema = {
+  summary: 'Readiness: this instance can take traffic',
+  description: 'Both Redis connections answer and the instance is not shutting down.',
+  tags: ['operations'],
+  response: {
+    200: { ...healthBody, description: 'Ready' },
+    503: { ...healthBody, description: 'Redis is unreachable, or the instance is shutting down' },
+  },
+}
+
+/**
+ * Connects to Redis, counts its reconnects, and adds `/health` (alive: always
+ * 200) and `/ready` (Redis answers and not closing: 200, else 503); closes
+ * the connections with the app.
+ */
 export const redisPlugin = fp(
   async function redisPlugin(app: FastifyInstance, opts: RedisPluginOptions) {
     const redis = connectRedis(opts.url, app.log)
+    for (const [connection, client] of [['commands', redis.commands], ['subscriber', redis.subscriber]] as const) {
+      client.on('reconnecting', () => app.metrics.redisReconnects.inc({ connection }))
+    }
     app.decorate('redis', redis)
     app.decorate('pubsub', new PubSub(redis.subscriber))
     app.addHook('onClose', async () => {
@@ -30,10 +63,21 @@ export const redisPlugin = fp(
     const ready = await Promise.all([waitUntilReady(redis.commands, timeout), waitUntilReady(redis.subscriber, timeout)])
     if (!ready.every(Boolean)) app.log.warn({ url: redactUrl(opts.url) }, 'redis is not answering yet; running degraded until it does')
 
-    app.get('/health', async (_req, reply) => {
+    // Both connections: with pub/sub down, nothing would reach the sockets.
+    const connected = () => redis.commands.status === 'ready' && redis.subscriber.status === 'ready'
+    // fastify already answers every request with 503 once close() starts
+    // (return503OnClosing); this holds even where that option is turned off.
+    let closing = false
+    app.addHook('preClose', async () => {
+      closing = true
+    })
+
+    app.get('/health', { schema: healthSchema }, async () => ({ status: 'ok', redis: connected() ? 'up' : 'down' }))
+
+    app.get('/ready', { schema: readySchema }, async (_req, reply) => {
+      if (closing) return reply.code(503).send({ status: 'closing', redis: connected() ? 'up' : 'down' })
       try {
-        // Both connections: with pub/sub down, nothing would reach the sockets.
-        if (redis.subscriber.status !== 'ready') throw new Error('subscriber connection not ready')
+        if (!connected()) throw new Error('redis connection not ready')
         await redis.commands.ping()
         return { status: 'ok', redis: 'up' }
       } catch {
@@ -41,7 +85,7 @@ export const redisPlugin = fp(
       }
     })
   },
-  { name: 'switchboard-redis' },
+  { name: 'switchboard-redis', dependencies: ['switchboard-metrics'] },
 )
 
 /** The URL without its password, for logs. */

@@ -6,6 +6,8 @@ import { redisPlugin } from './redis-plugin.js'
 import { socketsPlugin } from './sockets-plugin.js'
 import { expiryPlugin } from './expiry-plugin.js'
 import { securityPlugin } from './security-plugin.js'
+import { openApiPlugin } from './openapi-plugin.js'
+import { metricsPlugin } from './metrics-plugin.js'
 
 /** What a request looks like in the log: never a token (browsers put it in the query string). */
 export function requestForLog(req: FastifyRequest): Record<string, unknown> {
@@ -51,14 +53,16 @@ export interface ServiceOptions {
 export interface ServiceDefinition {
   /** The service's name in logs. */
   name: string
+  /** What the service is for, one sentence, for its OpenAPI document. */
+  description: string
   /** The built browser page (index.html, app.js, style.css), served at `/`. */
   publicDir?: string
   fastifyOptions?: FastifyServerOptions
 }
 
 /**
- * What every Switchboard service starts with: fastify with pino, Redis and
- * `/health`, WebSockets with heartbeat and idle close, the expiry sweeper,
+ * What every Switchboard service starts with: fastify with pino, Redis,
+ * `/health`, `/ready`, `/metrics` and `/docs/openapi.json`, WebSockets with heartbeat and idle close, the expiry sweeper,
  * and its browser page. The service adds its routes.
  */
 export async function createServiceApp(service: ServiceDefinition, config: Config, opts: ServiceOptions = {}): Promise<FastifyInstance> {
@@ -68,6 +72,10 @@ export async function createServiceApp(service: ServiceDefinition, config: Confi
     // Whatever logger is configured, requests are logged without tokens.
     logger: withRedaction(opts.logger ?? { level: config.logLevel, name: service.name }),
   })
+  // Before any route: the OpenAPI document collects routes as they are added,
+  // and every other plugin moves metrics.
+  await app.register(openApiPlugin, { title: `Switchboard ${service.name}`, description: service.description })
+  await app.register(metricsPlugin)
   // WebSockets first: @fastify/websocket's onRequest hook must run before any
   // hook that refuses an upgrade, or the refused socket is never destroyed.
   await app.register(socketsPlugin, {

@@ -6,6 +6,7 @@ import { Errors, PING, ProtocolError, SUBPROTOCOL_V2, encode, isPong, type Error
 import { isRedisUnavailable } from '@switchboard/domain'
 import { TokenBucket } from './token-bucket.js'
 import { sendHttpError } from './http-errors.js'
+import type { SocketKind } from './metrics-plugin.js'
 
 export interface SocketsPluginOptions {
   /** How often every socket gets `ping`. */
@@ -22,9 +23,15 @@ export interface SocketsPluginOptions {
   rateBurst: number
   /** Frames refused in a row before the socket is closed with 1008. */
   rateCloseAfter: number
+  /** On shutdown, how long frames already taken in may take to finish before the sockets close regardless. @default 5000 */
+  drainTimeoutMs?: number
+  /** On shutdown, how long clients get to answer the 1001 close before their connections are cut. @default 2000 */
+  closeTimeoutMs?: number
 }
 
 export interface FrameHandlers<Frame> {
+  /** Which socket this is, for the open-sockets gauge: a queue socket is an agent's, a chat socket's role is known once it joins. */
+  kind: SocketKind
   parser: FrameParser<Frame>
   /** Logger for this socket (e.g. a child carrying chatId); defaults to the request's. */
   log?: FastifyBaseLogger
@@ -61,6 +68,10 @@ export const socketsPlugin = fp(
   async function socketsPlugin(app: FastifyInstance, opts: SocketsPluginOptions) {
     const tracked = new Map<WebSocket, Tracked>()
     const perIp = new Map<string, number>()
+    /** Frame handling not finished yet, on any socket (closed ones too): shutdown waits for it. */
+    const busy = new Set<Promise<void>>()
+    /** Shutting down: no frame is read any more. */
+    let draining = false
 
     await app.register(websocket, {
       options: {
@@ -69,11 +80,34 @@ export const socketsPlugin = fp(
         // Protocol v2 is opt-in: selected only when the client offers it.
         handleProtocols: (offered: Set<string>) => (offered.has(SUBPROTOCOL_V2) ? SUBPROTOCOL_V2 : false),
       },
+      // fastify answers new requests and upgrades 503 from now on. Frames already
+      // taken in finish first, so a stored message is acknowledged before its
+      // socket closes; frames that arrive meanwhile are answered with an
+      // Error SHUTTING_DOWN and not read, and a v2 client sends them again
+      // (same clientMessageId) to another instance.
       preClose: async function () {
-        for (const socket of tracked.keys()) socket.close(Errors.SHUTTING_DOWN.closeCode, Errors.SHUTTING_DOWN.message)
-        await new Promise<void>((resolve) => app.websocketServer.close(() => resolve()))
+        draining = true
+        const started = Date.now()
+        app.log.info({ sockets: tracked.size, framesInFlight: busy.size }, 'closing sockets: finishing frames in flight')
+        if (!(await settleWithin(drain(), opts.drainTimeoutMs ?? 5000))) {
+          app.log.warn({ framesInFlight: busy.size }, 'frames still in flight at the drain deadline; closing sockets regardless')
+        }
+        const wss = app.websocketServer
+        for (const socket of wss.clients) {
+          if (socket.readyState === socket.OPEN) socket.close(Errors.SHUTTING_DOWN.closeCode, Errors.SHUTTING_DOWN.message)
+        }
+        const closed = new Promise<void>((resolve) => wss.close(() => resolve()))
+        if (!(await settleWithin(closed, opts.closeTimeoutMs ?? 2000))) {
+          app.log.warn({ sockets: wss.clients.size }, 'clients did not answer the close in time; cutting them off')
+          for (const socket of wss.clients) socket.terminate()
+          await closed
+        }
+        app.log.info({ ms: Date.now() - started }, 'sockets closed')
       },
     })
+
+    // Every socket, before its route sees it: frames sent and errors are counted at the socket.
+    app.websocketServer.on('connection', (socket: WebSocket) => app.metrics.watchSocket(socket))
 
     // After @fastify/websocket's own hook, so a refused upgrade's socket is
     // destroyed by it. Counted where checked, and released when the TCP
@@ -108,10 +142,21 @@ export const socketsPlugin = fp(
     heartbeat.unref()
     app.addHook('onClose', async () => clearInterval(heartbeat))
 
+    /** Resolves once no frame is being handled (none is taken in while draining). */
+    async function drain(): Promise<void> {
+      while (busy.size > 0) await Promise.allSettled(busy)
+    }
+
     app.decorate('serveSocket', function serveSocket<Frame>(socket: WebSocket, req: FastifyRequest, handlers: FrameHandlers<Frame>) {
       const log = handlers.log ?? req.log
+      // An upgrade that was past the router when shutdown began.
+      if (draining) {
+        socket.close(Errors.SHUTTING_DOWN.closeCode, Errors.SHUTTING_DOWN.message)
+        return
+      }
       const state: Tracked = { lastSeen: Date.now() }
       tracked.set(socket, state)
+      app.metrics.socketServed(socket, handlers.kind, handlers.kind === 'queue' ? 'agent' : 'pending')
       const bucket = new TokenBucket(opts.rateBurst, opts.ratePerSecond)
 
       const fail = (err: unknown) => {
@@ -132,7 +177,10 @@ export const socketsPlugin = fp(
       // right after Join must see the Join done.
       let chain: Promise<void> = Promise.resolve()
       const enqueue = (work: () => Promise<void> | void) => {
-        chain = chain.then(work).catch(fail)
+        const done = (chain = chain.then(work).catch(fail))
+        busy.add(done)
+        const settled = () => void busy.delete(done)
+        done.then(settled, settled)
       }
       if (handlers.onOpen) enqueue(handlers.onOpen)
 
@@ -141,7 +189,13 @@ export const socketsPlugin = fp(
         const text = isBinary ? '' : data.toString()
         // Pongs answer our own pings: they cost nothing and are not rate-limited.
         if (isPong(text)) return
+        if (draining) {
+          // Not read, and said so: the sender knows this frame did nothing (a v2 client re-sends it after reconnecting).
+          sendError(socket, 'SHUTTING_DOWN')
+          return
+        }
         if (!bucket.take()) {
+          app.metrics.frameIn(undefined)
           if (bucket.refusedInRow >= opts.rateCloseAfter) {
             log.warn('socket closed for flooding')
             sendError(socket, 'FLOODING')
@@ -154,13 +208,22 @@ export const socketsPlugin = fp(
           return
         }
         if (isBinary) {
+          app.metrics.frameIn(undefined)
           // Answered in turn, after the frames before it.
           enqueue(() => sendError(socket, 'BINARY_NOT_SUPPORTED'))
           return
         }
         enqueue(async () => {
           if (socket.readyState !== socket.OPEN) return
-          await handlers.onFrame(handlers.parser.parse(text))
+          let frame: Frame
+          try {
+            frame = handlers.parser.parse(text)
+          } catch (err) {
+            app.metrics.frameIn(undefined)
+            throw err
+          }
+          app.metrics.frameIn((frame as { type?: unknown }).type)
+          await handlers.onFrame(frame)
         })
       })
       socket.on('close', () => {
@@ -170,5 +233,16 @@ export const socketsPlugin = fp(
       socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'))
     })
   },
-  { name: 'switchboard-sockets' },
+  { name: 'switchboard-sockets', dependencies: ['switchboard-metrics'] },
 )
+
+/** Waits for `work` at most `ms`; true when it finished in time. */
+async function settleWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
+  try {
+    return await Promise.race([work.then(() => true as const), timedOut])
+  } finally {
+    clearTimeout(timer)
+  }
+}

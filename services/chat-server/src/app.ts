@@ -9,11 +9,12 @@ import { queuePositionsPlugin } from './plugins/queue-positions.js'
 
 export type BuildOptions = ServiceOptions
 
-/** Builds ChatServer without listening: the visitor page at `/`, `GET /user/join/:userName`, `GET /status`, WebSocket `/chat/:chatId`, `GET /health`. */
+/** Builds ChatServer without listening: the visitor page at `/`, `GET /user/join/:userName`, `GET /status`, WebSocket `/chat/:chatId`, `GET /health`, `GET /ready`, `GET /metrics`, `GET /docs/openapi.json`. */
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = await createServiceApp(
     {
       name: 'chat-server',
+      description: 'Visitors register, and visitors and agents talk in chats over WebSockets.',
       publicDir: fileURLToPath(new URL('../dist/public', import.meta.url)),
       // A name longer than the limit must reach the route to get a 400, not a 404.
       fastifyOptions: { routerOptions: { maxParamLength: MAX_NAME_LENGTH * 16 } },

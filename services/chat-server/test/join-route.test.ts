@@ -93,25 +93,29 @@ t.test('GET /user/join/{name}', async (t) => {
     }
   })
 
-  t.test('/health is 200 while Redis is up', async (t) => {
+  t.test('/health and /ready are 200 while Redis is up', async (t) => {
     const res = await get(`${base}/health`)
     t.equal(res.status, 200)
     t.same(res.body, { status: 'ok', redis: 'up' })
+    const ready = await get(`${base}/ready`)
+    t.equal(ready.status, 200)
+    t.same(ready.body, { status: 'ok', redis: 'up' })
   })
 })
 
-t.test('with Redis down: /health and /user/join answer 503, and the server stays up', async (t) => {
+t.test('with Redis down: /ready and /user/join answer 503, /health 200, and the server stays up', async (t) => {
   const stack = await startStack(t)
   const base = stack.chatServers[0]!.http
-  t.equal((await get(`${base}/health`)).status, 200, 'healthy at first')
+  t.equal((await get(`${base}/ready`)).status, 200, 'ready at first')
 
   const exited = once(stack.redis.process, 'exit')
   stack.redis.process.kill('SIGKILL')
   await exited
 
-  const health = await get(`${base}/health`)
-  t.equal(health.status, 503)
-  t.same(health.body, { status: 'unavailable', redis: 'down' })
+  const ready = await get(`${base}/ready`)
+  t.equal(ready.status, 503)
+  t.same(ready.body, { status: 'unavailable', redis: 'down' })
+  t.equal((await get(`${base}/health`)).status, 200, 'alive all the same')
 
   const join = await get(`${base}/user/join/Nika`)
   t.equal(join.status, 503)
@@ -120,5 +124,5 @@ t.test('with Redis down: /health and /user/join answer 503, and the server stays
 
   // still answering, and validation still comes first
   t.equal((await get(`${base}/user/join/%20`)).status, 400)
-  t.equal((await get(`${base}/health`)).status, 503)
+  t.equal((await get(`${base}/ready`)).status, 503)
 })

@@ -8,8 +8,8 @@ type Asserts = Pick<typeof t, 'equal'>
 const file = t
 
 
-async function health(base: string): Promise<number> {
-  const res = await fetch(`${base}/health`)
+async function status(base: string, path: '/health' | '/ready'): Promise<number> {
+  const res = await fetch(`${base}${path}`)
   await res.arrayBuffer()
   return res.status
 }
@@ -60,7 +60,8 @@ t.test('Redis dies mid-chat, and comes back on the same port', async (t) => {
   })
 
   await t.test('HTTP answers 503, the process stays up', async (t) => {
-    t.equal(await health(chat.http), 503)
+    t.equal(await status(chat.http, '/ready'), 503, 'not ready')
+    t.equal(await status(chat.http, '/health'), 200, 'but alive')
     const res = await fetch(`${chat.http}/user/join/Dodo`)
     t.equal(res.status, 503)
     t.match(await res.json(), { code: 'STORE_UNAVAILABLE', message: Errors.STORE_UNAVAILABLE.message })
@@ -70,16 +71,16 @@ t.test('Redis dies mid-chat, and comes back on the same port', async (t) => {
     const answer = await socket.next()
     t.equal(answer.json?.type, 'Error', `an Error, not a hang: ${answer.text}`)
     t.equal(answer.json?.args?.code, 'STORE_UNAVAILABLE')
-    t.equal(await health(chat.http), 503, 'still answering')
+    t.equal(await status(chat.http, '/ready'), 503, 'still answering')
   })
 
   // Stopped by the file's own teardown, after the subtest's (the stack's apps close while it still runs).
   const again = await startRedis({ port: stack.redis.port })
   file.teardown(() => again.stop())
 
-  await t.test('/health is 200 again by itself', async (t) => {
+  await t.test('/ready is 200 again by itself', async (t) => {
     await redisReady(chat.app)
-    t.equal(await health(chat.http), 200)
+    t.equal(await status(chat.http, '/ready'), 200)
   })
 
   await t.test('a new visitor can register, join, and talk with an agent', async (t) => {

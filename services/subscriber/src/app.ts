@@ -8,10 +8,10 @@ import { agentRoutes } from './routes/agent.js'
 
 export type BuildOptions = ServiceOptions
 
-/** Builds Subscriber without listening: the agent console at `/`, WebSocket `/users` for agents, `GET /agent/config`, `GET /agent/me`, `GET /health`. */
+/** Builds Subscriber without listening: the agent console at `/`, WebSocket `/users` for agents, `GET /agent/config`, `GET /agent/me`, `GET /health`, `GET /ready`, `GET /metrics`, `GET /docs/openapi.json`. */
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = await createServiceApp(
-    { name: 'subscriber', publicDir: fileURLToPath(new URL('../dist/public', import.meta.url)) },
+    { name: 'subscriber', description: 'Agents see the queue of waiting visitors, claim them, and see each other over WebSockets.', publicDir: fileURLToPath(new URL('../dist/public', import.meta.url)) },
     config,
     opts,
   )

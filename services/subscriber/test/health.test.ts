@@ -2,14 +2,14 @@ import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { startStack, type Stack, type TestSocket, startRedis } from '@switchboard/testing'
 
-const STORE_UNAVAILABLE = '{"type":"Error","args":{"code":"STORE_UNAVAILABLE","message":"Storage is unavailable; nothing was stored, try again shortly"}}'
+const STORE_UNAVAILABLE = '{"type":"Error","args":{"code":"STORE_UNAVAILABLE","message":"Storage is unavailable; this may not have taken effect: try again shortly (a v2 message with the same clientMessageId)"}}'
 
 function agent(stack: Stack): Promise<TestSocket> {
   return stack.socket(`${stack.subscribers[0]!.ws}/users`, 'pong:support')
 }
 
-async function health(base: string): Promise<{ status: number; body: any; type: string | null }> {
-  const res = await fetch(`${base}/health`)
+async function health(base: string, path: '/health' | '/ready' = '/ready'): Promise<{ status: number; body: any; type: string | null }> {
+  const res = await fetch(`${base}${path}`)
   return { status: res.status, type: res.headers.get('content-type'), body: await res.json() }
 }
 
@@ -20,24 +20,26 @@ async function killRedis(stack: Stack): Promise<void> {
 }
 
 
-/** Asks /health until it answers 200 (bounded: ioredis retries at most every 2 s). */
+/** Asks /ready until it answers 200 (bounded: ioredis retries at most every 2 s). */
 async function untilHealthy(base: string): Promise<number> {
   for (let attempt = 1; attempt <= 100; attempt++) {
     if ((await health(base)).status === 200) return attempt
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  throw new Error(`${base}/health did not recover in 10 s`)
+  throw new Error(`${base}/ready did not recover in 10 s`)
 }
 
-t.test('GET /health answers 200 {"status":"ok"} while Redis answers', async (t) => {
+t.test('GET /health and GET /ready answer 200 {"status":"ok"} while Redis answers', async (t) => {
   const stack = await startStack(t)
-  const res = await health(stack.subscribers[0]!.http)
-  t.equal(res.status, 200)
-  t.match(res.type, /^application\/json/)
-  t.match(res.body, { status: 'ok' })
+  for (const path of ['/health', '/ready'] as const) {
+    const res = await health(stack.subscribers[0]!.http, path)
+    t.equal(res.status, 200, path)
+    t.match(res.type, /^application\/json/)
+    t.same(res.body, { status: 'ok', redis: 'up' })
+  }
 })
 
-t.test('with Redis gone: /health is 503, the process stays up, and frames get STORE_UNAVAILABLE', async (t) => {
+t.test('with Redis gone: /ready is 503, /health 200, the process stays up, and frames get STORE_UNAVAILABLE', async (t) => {
   const stack = await startStack(t)
   const sub = stack.subscribers[0]!
   const loaded = await agent(stack)
@@ -48,9 +50,12 @@ t.test('with Redis gone: /health is 503, the process stays up, and frames get ST
   await killRedis(stack)
 
   const down = await health(sub.http)
-  t.equal(down.status, 503, '/health says 503')
+  t.equal(down.status, 503, '/ready says 503')
   t.match(down.type, /^application\/json/)
-  t.not(down.body.status, 'ok')
+  t.same(down.body, { status: 'unavailable', redis: 'down' })
+  const alive = await health(sub.http, '/health')
+  t.equal(alive.status, 200, '/health stays 200: the process is fine')
+  t.equal(alive.body.status, 'ok')
 
   // An agent who was connected before: Load is refused quickly, not left hanging.
   const started = Date.now()
@@ -65,14 +70,14 @@ t.test('with Redis gone: /health is 503, the process stays up, and frames get ST
   late.send({ type: 'JoinUser', args: { userId: 'a'.repeat(32), chatId: 'b'.repeat(32), username: 'Nika' } })
   t.equal((await late.next(undefined, 3000)).text, STORE_UNAVAILABLE, 'JoinUser too')
 
-  // Still up: sockets open, frames that need no Redis answered, /health still answering.
+  // Still up: sockets open, frames that need no Redis answered, /ready still answering.
   late.send('{')
   t.equal((await late.next()).json.args.code, 'INVALID_JSON')
   t.equal(loaded.ws.readyState, loaded.ws.OPEN)
-  t.equal((await health(sub.http)).status, 503, 'and /health keeps answering')
+  t.equal((await health(sub.http)).status, 503, 'and /ready keeps answering')
 })
 
-t.test('when Redis comes back, /health is 200 again and loaded agents get queue events again', async (t) => {
+t.test('when Redis comes back, /ready is 200 again and loaded agents get queue events again', async (t) => {
   const stack = await startStack(t)
   const sub = stack.subscribers[0]!
   const loaded = await agent(stack)

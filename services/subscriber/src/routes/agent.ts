@@ -1,14 +1,47 @@
 import type { FastifyInstance } from 'fastify'
-import { requireAgent } from '@switchboard/server-kit'
+import { httpErrorSchema, requireAgent } from '@switchboard/server-kit'
+
+const configSchema = {
+  summary: 'What the agent console needs before it connects',
+  tags: ['agents'],
+  response: {
+    200: {
+      description: 'Console settings',
+      type: 'object',
+      required: ['agentAuth', 'maxChatsPerAgent'],
+      properties: {
+        agentAuth: { type: 'boolean', description: 'Whether agents need a token (AGENT_AUTH)' },
+        maxChatsPerAgent: { type: 'integer', description: 'Chats each agent may hold; 0: no limit' },
+      },
+    },
+    403: { ...httpErrorSchema, description: 'ORIGIN_NOT_ALLOWED' },
+  },
+}
+
+const meSchema = {
+  summary: 'Who the presented agent token names',
+  description: 'The token goes in `Authorization: Bearer …` or `?token=…`. With AGENT_AUTH=off, `{agentId: null, name: null}`.',
+  tags: ['agents'],
+  response: {
+    200: {
+      description: 'The agent',
+      type: 'object',
+      required: ['agentId', 'name'],
+      properties: { agentId: { type: 'string', nullable: true }, name: { type: 'string', nullable: true } },
+    },
+    401: { ...httpErrorSchema, description: 'TOKEN_MISSING, TOKEN_INVALID or TOKEN_EXPIRED' },
+    403: { ...httpErrorSchema, description: 'ORIGIN_NOT_ALLOWED' },
+  },
+}
 
 /** What the agent console needs to know before it connects. */
 export async function agentRoutes(app: FastifyInstance, opts: { maxChatsPerAgent: number }) {
   const maxChats = opts.maxChatsPerAgent
   /** Whether agents need a token here, and how many chats each may hold (0: no limit). */
-  app.get('/agent/config', async () => ({ agentAuth: app.agentAuth.enabled, maxChatsPerAgent: maxChats }))
+  app.get('/agent/config', { schema: configSchema }, async () => ({ agentAuth: app.agentAuth.enabled, maxChatsPerAgent: maxChats }))
 
   /** Who the presented token says the agent is (401 if it is not valid). */
-  app.get('/agent/me', { preValidation: requireAgent }, async (req) =>
+  app.get('/agent/me', { schema: meSchema, preValidation: requireAgent }, async (req) =>
     req.agent ?? { agentId: null, name: null },
   )
 }

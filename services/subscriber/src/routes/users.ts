@@ -44,6 +44,7 @@ export async function usersRoute(app: FastifyInstance, opts: UsersRouteOptions) 
     const version = socket.protocol === SUBPROTOCOL_V2 ? 2 : 1
     const session = new AgentSession(app, socket, log, req.agent, version, opts)
     app.serveSocket(socket, req, {
+      kind: 'queue',
       log,
       parser: parsers[version],
       onOpen: () => session.open(),
@@ -128,7 +129,8 @@ class AgentSession {
   /** JoinUser: claims the visitor; every agent on every instance then gets RemoveUser. */
   async claim(args: JoinUserArgs): Promise<void> {
     // The claim records the agent, so no other agent can join that chat.
-    await claimVisitor(this.app.redis.commands, args.chatId, args.userId, this.agent?.agentId, this.opts.maxChatsPerAgent)
+    const timed = this.app.metrics.claimSeconds.startTimer()
+    await claimVisitor(this.app.redis.commands, args.chatId, args.userId, this.agent?.agentId, this.opts.maxChatsPerAgent).finally(() => timed())
     this.log.info({ chatId: args.chatId }, 'visitor claimed')
     // An agent that never sent Load does not get the broadcast: answer it directly.
     if (!this.#loaded) this.#send(encode.removeUser(args.userId))
