@@ -10,7 +10,7 @@ import {
   type SupportJoined,
   type Visitor,
 } from '@switchboard/protocol'
-import { ReconnectingSocket, type Backoff, type ConnectionState, type SocketFactory } from './reconnecting-socket.js'
+import { ReconnectingSocket, backoffDelay, type Backoff, type ConnectionState, type SocketFactory } from './reconnecting-socket.js'
 import { toWebSocketUrl, withToken } from './http.js'
 
 /** Who a chat socket speaks for. A visitor is `from: "User"`; an agent `from: "Support"` with a name. */
@@ -87,6 +87,8 @@ export interface ChatClientOptions {
 }
 
 /** Errors after which retrying the same message cannot help. */
+/** Errors after which the same message is sent again (same clientMessageId, so stored once) after a backoff, on the same socket. */
+const RETRY_SEND_ERRORS = new Set(['STORE_UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL_ERROR'])
 const FINAL_SEND_ERRORS = new Set(['CHAT_ENDED', 'CHAT_EXPIRED', 'MESSAGE_TOO_LONG', 'IDENTITY_MISMATCH', 'INVALID_FRAME', 'NO_AGENT_YET'])
 
 /**
@@ -110,11 +112,16 @@ export class ChatClient {
   #counter = 0
   #joined = false
   #transferred = false
+  readonly #backoff: ChatClientOptions['backoff']
+  /** Re-sends of messages the server could not take (Redis down, rate limit): one timer, backing off. */
+  #retryTimer: ReturnType<typeof setTimeout> | undefined
+  #retryAttempt = 0
 
   constructor(opts: ChatClientOptions) {
     this.identity = { ...opts.identity }
     this.#handlers = opts.handlers ?? {}
     this.#offerV2 = (opts.protocol ?? 'v2') === 'v2'
+    this.#backoff = opts.backoff
     this.#socket = new ReconnectingSocket({
       url: withToken(`${toWebSocketUrl(opts.chatServer)}/chat/${this.identity.chatId}`, opts.token),
       ...(this.#offerV2 ? { protocols: [SUBPROTOCOL_V2] } : {}),
@@ -205,7 +212,18 @@ export class ChatClient {
   close(): void {
     // Whatever the server says on the way out (a 4403 among them) is no news to a client that closed itself.
     this.#transferred = true
+    clearTimeout(this.#retryTimer)
     this.#socket.close()
+  }
+
+  /** A message the server could not take is sent again later, with its id; a reconnect re-sends everything anyway. */
+  #retryLater(): void {
+    if (this.#retryTimer !== undefined) return
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined
+      if (!this.#joined) return
+      for (const [clientMessageId, content] of this.#pending) this.#socket.send(this.#messageFrame(content, clientMessageId))
+    }, backoffDelay(this.#retryAttempt++, this.#backoff))
   }
 
   #messageFrame(content: string, clientMessageId?: string): string {
@@ -284,8 +302,11 @@ export class ChatClient {
         this.#handlers.page?.(a.messages, a.hasMore)
         break
       case 'Ack':
+        // Not #seen: an Ack can overtake the echo of an earlier message from the
+        // other side (it comes straight back, the echo through pub/sub), and a
+        // resume after it would skip that message. The echo of this one moves lastSeq.
         this.#pending.delete(a.clientMessageId)
-        this.#seen(a.seq)
+        this.#retryAttempt = 0
         this.#handlers.acked?.(a)
         break
       case 'Typing':
@@ -308,6 +329,7 @@ export class ChatClient {
         break
       case 'Error':
         if (a.clientMessageId !== undefined && FINAL_SEND_ERRORS.has(a.code)) this.#pending.delete(a.clientMessageId)
+        if (a.clientMessageId !== undefined && RETRY_SEND_ERRORS.has(a.code) && this.#pending.has(a.clientMessageId)) this.#retryLater()
         this.#handlers.error?.(a)
         break
     }

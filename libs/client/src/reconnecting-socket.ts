@@ -78,6 +78,8 @@ export class ReconnectingSocket {
   readonly #opts: ReconnectingSocketOptions
   readonly #create: SocketFactory
   #socket: SocketLike | undefined
+  /** The subprotocol of the last connection that opened: a reconnect in progress does not change what the client speaks. */
+  #protocol = ''
   #attempt = 0
   #timer: ReturnType<typeof setTimeout> | undefined
   #stopped = false
@@ -91,9 +93,9 @@ export class ReconnectingSocket {
     return this.#socket?.readyState === OPEN
   }
 
-  /** The subprotocol the server selected on the current connection ('' for none). */
+  /** The subprotocol the server selected on the current connection, or the last one while reconnecting ('' for none). */
   get protocol(): string {
-    return this.#socket?.protocol ?? ''
+    return this.#protocol
   }
 
   start(): void {
@@ -121,6 +123,7 @@ export class ReconnectingSocket {
     this.#socket = socket
     socket.onopen = () => {
       this.#attempt = 0
+      this.#protocol = socket.protocol ?? ''
       this.#opts.onState?.('open', { attempt: 0 })
       this.#opts.onOpen?.()
     }

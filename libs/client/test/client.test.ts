@@ -1,9 +1,12 @@
 import t from 'tap'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type {} from '@fastify/websocket'
 import { WebSocket } from 'ws'
 import { ChatClient, QueueClient, backoffDelay, registerVisitor, SwitchboardError, type SocketFactory } from '@switchboard/client'
 import type { ChatMessage, SupportJoined, Visitor } from '@switchboard/protocol'
-import { startStack } from '@switchboard/testing'
+import { startRedis, startStack } from '@switchboard/testing'
 
 const createSocket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>
 const fast = { initialMs: 20, maxMs: 200 }
@@ -200,5 +203,122 @@ t.test('v2: a dropped connection resumes after the last seq, and unacked message
     history.json.args.messages.map((m: { content: string }) => m.content),
     ['one', 'two', 'three'],
     'each message stored exactly once, in order',
+  )
+})
+
+t.test('v2: a 1001 close reconnects; the resume starts after the last message received, not after an Ack that overtook one', async (t) => {
+  // A scripted server: each socket the client makes, opened and fed by the test.
+  const sockets: { sent: string[]; socket: ReturnType<SocketFactory> }[] = []
+  const createFake: SocketFactory = () => {
+    const sent: string[] = []
+    const socket = {
+      readyState: 0,
+      protocol: '',
+      send: (text: string) => void sent.push(text),
+      close: () => {},
+      onopen: null,
+      onmessage: null,
+      onclose: null,
+      onerror: null,
+    } as unknown as ReturnType<SocketFactory>
+    sockets.push({ sent, socket })
+    return socket
+  }
+  const open = (socket: ReturnType<SocketFactory>) => {
+    Object.assign(socket, { readyState: 1, protocol: 'switchboard.v2' })
+    socket.onopen?.({})
+  }
+  const feed = (socket: ReturnType<SocketFactory>, frame: object) => socket.onmessage?.({ data: JSON.stringify(frame) })
+  const user = { userId: 'u1', username: 'Nika', chatId: 'c1' }
+  const stored = (seq: number, from: string) => ({ ...user, supportId: 's1', content: `m${seq}`, from, seq, messageId: `id${seq}`, timestamp: 't' })
+  const reconnects = channel<number | undefined>()
+  const client = new ChatClient({
+    chatServer: 'http://127.0.0.1:1',
+    identity: { ...user, from: 'User', supportId: 's1' },
+    createSocket: createFake,
+    backoff: fast,
+    handlers: { state: (state, info) => state === 'reconnecting' && reconnects.push(info.code) },
+  }).connect()
+  t.teardown(() => client.close())
+
+  const first = sockets[0]!.socket
+  open(first)
+  feed(first, { type: 'ChatHistory', args: { user, messages: [stored(1, 'Support')], fromSeq: 1, hasMore: false } })
+  const id = client.send('mine')
+  t.type(id, 'string')
+  // The agent's seq 2 is on its way through pub/sub when the Ack of the visitor's seq 3 comes straight back; then the server shuts down.
+  feed(first, { type: 'Ack', args: { clientMessageId: id, messageId: 'id3', seq: 3, timestamp: 't' } })
+  t.equal(client.pendingCount, 0, 'acknowledged')
+  first.onclose?.({ code: 1001, reason: 'Server is shutting down' })
+  t.equal(await reconnects.next(), 1001, '1001 (going away) means reconnect')
+  await new Promise<void>((resolve) => {
+    const wait = () => (sockets.length > 1 ? resolve() : setImmediate(wait))
+    wait()
+  })
+  // The new connection is being made: the client still speaks v2 and keeps the message.
+  t.type(client.send('while away'), 'string', 'a message sent while reconnecting is kept')
+  const second = sockets[1]!.socket
+  open(second)
+  const join = JSON.parse(sockets[1]!.sent[0]!)
+  t.equal(join.type, 'Join')
+  t.equal(join.args.lastSeq, 1, 'the re-join asks for everything after seq 1, so seq 2 is not skipped')
+  feed(second, { type: 'ChatHistory', args: { user, messages: [stored(2, 'Support'), { ...stored(3, 'User'), clientMessageId: id }], fromSeq: 2, hasMore: false } })
+  t.same(
+    sockets[1]!.sent.slice(1).map((text) => JSON.parse(text).args.content),
+    ['while away'],
+    'then the message sent meanwhile goes, once',
+  )
+})
+
+t.test('v2: a message the server could not store (Redis down) is sent again on the same socket once Redis is back, stored once', async (t) => {
+  const file = t
+  // Redis keeps its data across the restart (AOF in a directory of this test).
+  const dir = await mkdtemp(join(tmpdir(), 'sb-client-aof-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const stack = await startStack(t, { redis: { aof: true, dir } })
+  const chatServer = stack.chatServers[0]!
+  const createV2: SocketFactory = (url, protocols) => new WebSocket(url, protocols) as unknown as ReturnType<SocketFactory>
+  const visitor = await registerVisitor(chatServer.http, 'Nika')
+  const events = channel<string>()
+  const states: string[] = []
+  const user = new ChatClient({
+    chatServer: chatServer.http,
+    identity: { ...visitor, from: 'User' },
+    createSocket: createV2,
+    backoff: { initialMs: 50, maxMs: 200 },
+    handlers: {
+      waiting: () => events.push('waiting'),
+      agentJoined: () => events.push('agentJoined'),
+      acked: (a) => events.push(`ack:${a.seq}`),
+      error: (e) => events.push(`error:${e.code}`),
+      state: (s) => states.push(s),
+    },
+  }).connect()
+  t.teardown(() => user.close())
+  t.equal(await events.next(), 'waiting')
+  const agent = await stack.socket(`${chatServer.ws}/chat/${visitor.chatId}`, 'pong:support')
+  agent.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', supportUserName: 'Vika', from: 'Support' } })
+  const { supportId } = (await agent.nextOfType('SupportJoinedUser')).json.args
+  t.equal(await events.next(), 'agentJoined')
+  const opened = states.length
+
+  await stack.redis.stop()
+  user.send('while Redis is down')
+  t.equal(await events.next(), 'error:STORE_UNAVAILABLE', 'the server says it could not store it')
+  t.equal(user.pendingCount, 1, 'the client keeps it')
+  const again = await startRedis({ port: stack.redis.port, aof: true, dir })
+  file.teardown(() => again.stop())
+  // Retries answered STORE_UNAVAILABLE until Redis is back, then one Ack.
+  let next = await events.next()
+  while (next === 'error:STORE_UNAVAILABLE') next = await events.next()
+  t.equal(next, 'ack:1', 'stored as seq 1 once Redis is back')
+  t.equal(user.pendingCount, 0)
+  t.same(states.slice(opened), [], 'on the same socket: no reconnect')
+  const check = await stack.socket(`${chatServer.ws}/chat/${visitor.chatId}`, 'pong:support')
+  check.send({ type: 'Join', args: { userId: visitor.userId, username: 'Nika', supportUserName: 'Vika', from: 'Support', supportId } })
+  t.same(
+    (await check.nextOfType('ChatHistory')).json.args.messages.map((m: { content: string }) => m.content),
+    ['while Redis is down'],
+    'stored exactly once',
   )
 })

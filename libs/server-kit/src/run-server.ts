@@ -1,10 +1,14 @@
 import type { FastifyInstance } from 'fastify'
 import { ConfigError, type Config } from './config.js'
 
+/** A shutdown that takes longer than this ends with exit code 1. */
+export const SHUTDOWN_DEADLINE_MS = 10_000
+
 /**
  * The body of a service's `server.ts`: read the config (exit 1 with a clear
  * message when it is invalid), build the app, listen, and close cleanly on
- * SIGINT/SIGTERM (sockets get 1001 "going away").
+ * SIGINT/SIGTERM (frames in flight finish, sockets get 1001 "going away",
+ * Redis quits), exiting 0 — or 1 if that takes over SHUTDOWN_DEADLINE_MS.
  */
 export async function runServer(
   service: string,
@@ -37,9 +41,21 @@ export async function runServer(
     process.on(signal, () => {
       if (closing) return
       closing = true
+      const started = Date.now()
       app.log.info({ signal }, `${service} shutting down`)
+      // Whatever hangs (a client that never answers, Redis gone), the process goes.
+      const deadline = setTimeout(() => {
+        app.log.error({ ms: Date.now() - started }, `${service} did not shut down within ${SHUTDOWN_DEADLINE_MS} ms; exiting`)
+        process.exit(1)
+      }, SHUTDOWN_DEADLINE_MS)
+      deadline.unref()
+      // app.close: new requests and upgrades get 503, frames in flight finish,
+      // sockets close with 1001, the server stops listening, then Redis quits.
       app.close().then(
-        () => process.exit(0),
+        () => {
+          app.log.info({ ms: Date.now() - started }, `${service} shut down`)
+          process.exit(0)
+        },
         (err) => {
           app.log.error({ err }, 'error while shutting down')
           process.exit(1)

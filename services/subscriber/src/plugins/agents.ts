@@ -56,6 +56,8 @@ export const agentsPlugin = fp(
      * (an offline event from a sweep can arrive just as they reconnect).
      */
     const registered = new WeakSet<AgentSocket>()
+    /** Renewals for agents whose last socket here closed: shutdown lets them finish before Redis quits. */
+    const leaving = new Set<Promise<void>>()
 
     const quiet = (what: string) => (err: unknown) => {
       if (!isRedisUnavailable(err)) app.log.error({ err }, what)
@@ -137,8 +139,11 @@ export const agentsPlugin = fp(
         const set = local.get(socket.agentId)
         if (!set?.delete(socket) || set.size > 0) return
         local.delete(socket.agentId)
-        // The grace period runs from now: a reload within it is not a logout.
-        renew(socket).catch(quiet('presence renewal failed'))
+        // The grace period runs from now: a reload within it (or a move to
+        // another instance when this one shuts down) is not a logout.
+        const renewal = renew(socket).then(() => {}, quiet('presence renewal failed'))
+        leaving.add(renewal)
+        void renewal.finally(() => leaving.delete(renewal))
       },
       refreshMyChats: (agentId: string) => sendMyChats(agentId),
     })
@@ -164,9 +169,11 @@ export const agentsPlugin = fp(
         .finally(() => (sweeping = false))
     }, every)
     sweepTimer.unref()
+    // Runs after the sockets closed and before Redis quits (onClose hooks run last-registered first).
     app.addHook('onClose', async () => {
       clearInterval(renewTimer)
       clearInterval(sweepTimer)
+      await Promise.all(leaving)
     })
 
     const subscribed = app.pubsub.subscribe(
