@@ -45,7 +45,7 @@ export const Errors = {
   ALREADY_CLAIMED: { message: 'This visitor has already been claimed by an agent' },
   VISITOR_NOT_FOUND: { message: 'No such visitor: the chat is unknown, expired, or belongs to someone else' },
   NOT_IN_QUEUE: { message: 'This visitor has not joined the queue yet' },
-  STORE_UNAVAILABLE: { message: 'Storage is unavailable; nothing was stored, try again shortly', httpStatus: 503 },
+  STORE_UNAVAILABLE: { message: 'Storage is unavailable; this may not have taken effect: try again shortly (a v2 message with the same clientMessageId)', httpStatus: 503 },
   CHAT_ENDED: { message: 'This chat has ended; it is read-only until it expires' },
   AGENT_AT_CAPACITY: { message: 'This agent already holds MAX_CHATS_PER_AGENT chats; end or transfer one first' },
   AGENT_AWAY: { message: 'An away agent cannot take visitors; set your status to online first' },

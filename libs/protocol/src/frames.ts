@@ -187,6 +187,12 @@ export function storedToV1(stored: string): string {
   return cut < 0 ? stored : `${stored.slice(0, cut)}}`
 }
 
+/** The seq of a stored message (0 for one without, which no stored message is). */
+export function storedSeq(stored: string): number {
+  const at = stored.lastIndexOf(',"seq":')
+  return at < 0 ? 0 : Number.parseInt(stored.slice(at + ',"seq":'.length), 10) || 0
+}
+
 /** True for a stored message (as opposed to a whole frame) on a chat channel. */
 export function isStoredMessage(payload: string): boolean {
   return payload.startsWith('{"userId":')

@@ -25,20 +25,39 @@ export async function freePort(): Promise<number> {
   return address.port
 }
 
+export interface StartRedisOptions {
+  /** Listen here, e.g. to bring back one a test killed. @default a free port */
+  port?: number
+  /** Extra `redis-server` arguments. */
+  args?: string[]
+  /**
+   * Persist with an append-only file fsynced on every write
+   * (`--appendonly yes --appendfsync always`): what a write's reply promised
+   * survives a SIGKILL. @default false (nothing persisted)
+   */
+  aof?: boolean
+  /** The data directory, owned by the caller (kept at stop), so a restart finds the same data. @default a temp dir removed at stop */
+  dir?: string
+}
+
 /**
  * Starts a private `redis-server` (from PATH) on a free port — or on `port`,
- * e.g. to bring back one a test killed — with nothing persisted, and resolves
- * once it accepts connections. Never the developer's own Redis.
+ * e.g. to bring back one a test killed — with nothing persisted unless `aof`,
+ * and resolves once it accepts connections (and has loaded its data). Never
+ * the developer's own Redis.
  */
-export async function startRedis(opts: { port?: number; args?: string[] } = {}): Promise<TestRedis> {
+export async function startRedis(opts: StartRedisOptions = {}): Promise<TestRedis> {
   const extraArgs = opts.args ?? []
+  const persistence = opts.aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']
   let lastError: unknown
   for (let attempt = 0; attempt < (opts.port === undefined ? 5 : 1); attempt++) {
     const port = opts.port ?? (await freePort())
-    const dir = await mkdtemp(join(tmpdir(), 'sb-redis-'))
+    const ownDir = opts.dir === undefined
+    const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'sb-redis-')))
+    const removeDir = () => (ownDir ? rm(dir, { recursive: true, force: true }) : Promise.resolve())
     const child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...extraArgs],
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--protected-mode', 'no', ...extraArgs],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     try {
@@ -46,7 +65,7 @@ export async function startRedis(opts: { port?: number; args?: string[] } = {}):
     } catch (err) {
       lastError = err
       child.kill('SIGKILL')
-      await rm(dir, { recursive: true, force: true })
+      await removeDir()
       continue
     }
     return {
@@ -58,7 +77,7 @@ export async function startRedis(opts: { port?: number; args?: string[] } = {}):
           child.kill('SIGKILL')
           await once(child, 'exit')
         }
-        await rm(dir, { recursive: true, force: true })
+        await removeDir()
       },
     }
   }

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp as buildChatServer } from '@switchboard/chat-server'
 import { buildApp as buildSubscriber } from '@switchboard/subscriber'
 import { loadConfig, randomSecret, signAgentToken, type Config } from '@switchboard/server-kit'
-import { freePort, startRedis, type TestRedis } from './redis-server.js'
+import { freePort, startRedis, type StartRedisOptions, type TestRedis } from './redis-server.js'
 import { TestSocket } from './ws-client.js'
 
 /** Anything with tap's `teardown`. */
@@ -81,9 +81,9 @@ export interface Stack {
  */
 export async function startStack(
   t: Teardown,
-  opts: { chatServers?: number; subscribers?: number; env?: Record<string, string>; sweepIntervalMs?: number } = {},
+  opts: { chatServers?: number; subscribers?: number; env?: Record<string, string>; sweepIntervalMs?: number; redis?: StartRedisOptions } = {},
 ): Promise<Stack> {
-  const redis = await startRedis()
+  const redis = await startRedis(opts.redis)
   t.teardown(() => redis.stop())
   const secret = randomSecret()
   const appOpts = opts.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: opts.sweepIntervalMs }

@@ -6,6 +6,7 @@ import {
   encode,
   encodeV2,
   isStoredMessage,
+  storedSeq,
   HISTORY_PAGE_SIZE,
   type ChatMessageArgsV2,
   type EndChatArgs,
@@ -51,6 +52,9 @@ const SUPPORT_JOINED_PREFIX = '{"type":"SupportJoinedUser"'
 const USER_JOINED_PREFIX = '{"type":"UserJoined"'
 const CHAT_UNASSIGNED_PREFIX = '{"type":"ChatUnassigned"'
 
+/** How long a failed read of missed messages waits before it is tried again. */
+const CATCH_UP_RETRY_MS = 500
+
 const partyOf = (role: Role): Party => (role === 'user' ? 'User' : 'Support')
 const otherRole = (role: Role): Role => (role === 'user' ? 'support' : 'user')
 
@@ -69,6 +73,19 @@ export class ChatSession {
   #closed = false
   /** A Typing start that has not been stopped; it stops by itself when the timer fires. */
   #typingTimer: ReturnType<typeof setTimeout> | undefined
+  /**
+   * The seq of the last stored message this socket has (from the history or
+   * live); undefined until its Join is answered. A live message at or below
+   * it is a copy; one more than one above it means publications were lost.
+   */
+  #lastDelivered: number | undefined
+  /** Live frames that arrive while missed messages are read from the store; sent after them. */
+  #queued: string[] | undefined
+  /** Another read of missed messages was asked for while one ran. */
+  #catchUpAgain = false
+  /** The Redis subscriber came back while the Join was being answered: catch up once it is. */
+  #catchUpAfterJoin = false
+  #catchUpRetry: ReturnType<typeof setTimeout> | undefined
 
   constructor(
     private readonly app: FastifyInstance,
@@ -212,7 +229,8 @@ export class ChatSession {
         throw new ProtocolError('MESSAGE_TOO_LONG', `Message content is longer than ${this.opts.maxMessageLength} characters`)
       }
       // The echo arrives through the chat channel, after the message is stored.
-      const { message } = await appendMessage(
+      const stored = this.app.metrics.storeSeconds.startTimer()
+      const { message, duplicate } = await appendMessage(
         this.app.redis.commands,
         {
           chatId: this.chatId,
@@ -224,7 +242,8 @@ export class ChatSession {
           ...(role === 'support' && this.agent !== null ? { agentId: this.agent.agentId } : {}),
         },
         this.opts,
-      )
+      ).finally(() => stored())
+      if (!duplicate) this.app.metrics.messagesStored.inc()
       if (clientMessageId !== undefined) {
         this.#send(encodeV2.ack({ clientMessageId, messageId: message.messageId, seq: message.seq, timestamp: message.timestamp }))
       }
@@ -294,6 +313,9 @@ export class ChatSession {
 
   close(): void {
     this.#closed = true
+    if (this.#catchUpRetry !== undefined) clearTimeout(this.#catchUpRetry)
+    this.#catchUpRetry = undefined
+    this.#queued = undefined
     if (this.#seated) this.seats.release(this.chatId)
     this.#stopWaiting()
     if (this.#typingTimer !== undefined) void this.#stopTyping().catch(() => {})
@@ -341,17 +363,81 @@ export class ChatSession {
   async #answerJoin(answer: () => Promise<void>): Promise<void> {
     try {
       await answer()
+      if (this.#lastDelivered === undefined) {
+        // No history was sent: what was stored before the subscription is not this socket's to
+        // deliver, and what was published since is held (so it starts at the first held message).
+        const stored = await lastSeq(this.app.redis.commands, this.chatId)
+        const firstHeld = (this.#held ?? []).find(isStoredMessage)
+        this.#lastDelivered = firstHeld === undefined ? stored : Math.min(stored, storedSeq(firstHeld) - 1)
+      }
     } catch (err) {
       this.#role = undefined
       this.#held = undefined
+      this.#lastDelivered = undefined
       const unsubscribe = this.#unsubscribe
       this.#unsubscribe = undefined
       await unsubscribe?.()
       throw err
     }
+    this.app.metrics.socketRole(this.socket, this.#role === 'support' ? 'agent' : 'visitor')
     const held = this.#held ?? []
     this.#held = undefined
     for (const frame of held) this.#deliver(frame)
+    if (this.#catchUpAfterJoin) {
+      this.#catchUpAfterJoin = false
+      this.catchUp()
+    }
+  }
+
+  /**
+   * Sends the stored messages after the last one this socket has, holding
+   * live frames until they are out: after the Redis subscriber connection
+   * was down (what was published meanwhile is lost), or on a gap in seqs.
+   */
+  catchUp(): void {
+    if (this.#closed) return
+    if (this.#lastDelivered === undefined) {
+      // Mid-Join: its history may have been read before the publications stopped.
+      if (this.#held !== undefined) this.#catchUpAfterJoin = true
+      return
+    }
+    if (this.#queued !== undefined) {
+      this.#catchUpAgain = true
+      return
+    }
+    this.#queued = []
+    void this.#readMissed()
+  }
+
+  async #readMissed(): Promise<void> {
+    let progressed = false
+    do {
+      this.#catchUpAgain = false
+      if (this.#lastDelivered === undefined) {
+        // The Join failed meanwhile: nothing is this socket's to deliver.
+        this.#queued = undefined
+        return
+      }
+      let missed: string[]
+      try {
+        missed = await readMessages(this.app.redis.commands, this.chatId, this.#lastDelivered + 1)
+      } catch (err) {
+        if (this.#closed) return
+        this.log.warn({ err: (err as Error).message }, 'could not read missed messages; trying again')
+        this.#catchUpRetry = setTimeout(() => {
+          this.#catchUpRetry = undefined
+          void this.#readMissed()
+        }, CATCH_UP_RETRY_MS)
+        return
+      }
+      if (this.#closed) return
+      for (const stored of missed) this.#deliverStored(stored, true)
+      if (missed.length > 0) progressed = true
+    } while (this.#catchUpAgain)
+    const queued = this.#queued ?? []
+    this.#queued = undefined
+    // A gap the store could not fill (the chat is gone) is not read again and again.
+    for (const frame of queued) this.#deliver(frame, !progressed)
   }
 
   /**
@@ -362,14 +448,15 @@ export class ChatSession {
    */
   async #sendHistory(chat: ChatRecord, resumeAfter?: number): Promise<void> {
     const redis = this.app.redis.commands
-    let messages: string[]
     if (this.version === 1) {
-      messages = await readMessages(redis, this.chatId, 1)
+      const messages = await readMessages(redis, this.chatId, 1)
       this.#send(encode.chatHistoryFromStored(chat, messages))
+      this.#lastDelivered = messages.length
     } else {
       const fromSeq = resumeAfter !== undefined ? resumeAfter + 1 : Math.max(1, (await lastSeq(redis, this.chatId)) - HISTORY_PAGE_SIZE + 1)
-      messages = await readMessages(redis, this.chatId, fromSeq)
+      const messages = await readMessages(redis, this.chatId, fromSeq)
       this.#send(encodeV2.chatHistory(chat, messages, fromSeq, fromSeq > 1))
+      this.#lastDelivered = fromSeq - 1 + messages.length
       const role = this.#role!
       const other = otherRole(role)
       const state = await readState(redis, this.chatId)
@@ -380,11 +467,10 @@ export class ChatSession {
       this.#send(encodeV2.unreadCount(this.chatId, state.unread[role]))
       if (chat.state === 'ended') this.#send(encodeV2.chatEnded(this.chatId, chat.endedBy ?? 'User', chat.endReason ?? null))
     }
-    // Messages stored between the subscription and the read are in both: skip their live copies.
-    const inHistory = new Set(messages)
+    // Messages stored between the subscription and the read are in both: their live copies are skipped by seq.
     const held = this.#held ?? []
     this.#held = []
-    for (const frame of held) this.#deliver(frame, inHistory)
+    for (const frame of held) this.#deliver(frame)
   }
 
   #onChannel(message: string): void {
@@ -394,16 +480,17 @@ export class ChatSession {
     else this.#deliver(opened.frame)
   }
 
-  #deliver(payload: string, skip?: ReadonlySet<string>): void {
+  /** Sends a live frame; `acceptGap`: a stored message after a gap is sent as is, not read for again. */
+  #deliver(payload: string, acceptGap = false): void {
+    if (this.#queued !== undefined) {
+      this.#queued.push(payload)
+      return
+    }
     if (payload === this.#skipOnce) {
       this.#skipOnce = undefined
       return
     }
-    if (isStoredMessage(payload)) {
-      if (skip?.has(payload)) return
-      this.#send(this.version === 2 ? encodeV2.chatMessageFromStored(payload) : encode.chatMessageFromStored(payload))
-      return
-    }
+    if (isStoredMessage(payload)) return this.#deliverStored(payload, acceptGap)
     if (payload.startsWith(CHAT_EXPIRED_PREFIX)) {
       this.#stopWaiting()
       this.expire()
@@ -418,6 +505,23 @@ export class ChatSession {
       return this.#startWaiting()
     }
     this.#send(payload)
+  }
+
+  /** Each stored message once, in seq order: copies are dropped, and a gap is first filled from the store. */
+  #deliverStored(stored: string, acceptGap: boolean): void {
+    const seq = storedSeq(stored)
+    const last = this.#lastDelivered
+    if (seq > 0 && last !== undefined) {
+      if (seq <= last) return
+      if (seq > last + 1 && !acceptGap) {
+        this.log.warn({ seq, lastDelivered: last }, 'missed messages on the chat channel; reading them from the store')
+        this.catchUp()
+        this.#queued?.push(stored)
+        return
+      }
+      this.#lastDelivered = seq
+    }
+    this.#send(this.version === 2 ? encodeV2.chatMessageFromStored(stored) : encode.chatMessageFromStored(stored))
   }
 
   /** The chat was handed on: an agent's socket other than the new agent's is told (v2) and closed with 4403. */

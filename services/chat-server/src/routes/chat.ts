@@ -46,6 +46,23 @@ export class ChatSeats {
 /** WebSocket `/chat/:chatId`: the conversation between one visitor and one agent. */
 export async function chatRoute(app: FastifyInstance, opts: ChatRouteOptions) {
   const seats = new ChatSeats(opts.maxSocketsPerChat)
+  const sessions = new Set<ChatSession>()
+  // Publications made while the subscriber connection was down are lost: once it is back
+  // (ioredis re-subscribes before 'ready' is emitted; a PING answered after the SUBSCRIBE
+  // replies means they took effect), every socket reads what it missed from the store.
+  const subscriber = app.redis.subscriber
+  const onSubscriberReady = () => {
+    subscriber.ping().then(
+      () => {
+        for (const session of sessions) session.catchUp()
+      },
+      () => {},
+    )
+  }
+  subscriber.on('ready', onSubscriberReady)
+  app.addHook('onClose', async () => {
+    subscriber.off('ready', onSubscriberReady)
+  })
 
   app.get<{ Params: { chatId: string } }>(
     '/chat/:chatId',
@@ -65,7 +82,10 @@ export async function chatRoute(app: FastifyInstance, opts: ChatRouteOptions) {
       // A client that offered the switchboard.v2 subprotocol (and got it) speaks v2; any other, seed 004.
       const version = socket.protocol === SUBPROTOCOL_V2 ? 2 : 1
       const session = new ChatSession(app, socket, chatId, log, opts, req.agent, seats, version)
+      sessions.add(session)
+      socket.once('close', () => sessions.delete(session))
       app.serveSocket(socket, req, {
+        kind: 'chat',
         log,
         parser: parsers[version],
         onOpen: () => session.expireOnGone(() => session.open()),
