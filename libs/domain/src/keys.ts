@@ -1,40 +1,45 @@
 /**
- * Every Redis key and channel Switchboard uses. Keys of one chat share the
- * hash tag `{chatId}`, so on a Redis Cluster they live on one shard and a
- * script can touch them together.
+ * Every Redis key and channel Switchboard uses. Every key carries the hash
+ * tag `{sb}`: on a Redis Cluster they all live in one slot, so each Lua
+ * script (which changes a chat together with the queue, the deadlines and
+ * the agents' seats, atomically) runs on one node. A cluster then gives
+ * failover and a cluster-only Redis service, not write scaling: see
+ * docs/operations.md. Channels are not keys; they are not tagged.
  */
+const TAG = '{sb}'
+
 export const keys = {
   /** Hash: chatId, userId, username, state, createdAt, supportId, supportUserName. */
-  chat: (chatId: string) => `sb:chat:{${chatId}}`,
+  chat: (chatId: string) => `${TAG}:chat:${chatId}`,
   /** List of stored ChatMessage args, as JSON text, in storage order. */
-  messages: (chatId: string) => `sb:chat:{${chatId}}:messages`,
+  messages: (chatId: string) => `${TAG}:chat:${chatId}:messages`,
   /** Hash: `<from>:<clientMessageId>` → seq, so a retried message is stored once. */
-  clientIds: (chatId: string) => `sb:chat:{${chatId}}:client-ids`,
+  clientIds: (chatId: string) => `${TAG}:chat:${chatId}:client-ids`,
   /** Hash: per participant, messages sent, last delivered / read seq, and how many of the other side's they read. */
-  receipts: (chatId: string) => `sb:chat:{${chatId}}:receipts`,
+  receipts: (chatId: string) => `${TAG}:chat:${chatId}:receipts`,
   /** Sorted set of waiting chatIds, scored by arrival order. */
-  queue: 'sb:queue',
+  queue: `${TAG}:queue`,
   /** Counter that gives each queued visitor its place. */
-  queueSeq: 'sb:queue:seq',
+  queueSeq: `${TAG}:queue:seq`,
   /** Sorted set of chatIds scored by the time (ms) they expire. The single source of truth for liveness. */
-  deadlines: 'sb:deadlines',
+  deadlines: `${TAG}:deadlines`,
   /** Sorted set of chatIds scored by when they were claimed (ms): the last 100 claims, for the wait estimate. */
-  claims: 'sb:claims',
+  claims: `${TAG}:claims`,
   /** Hash: an agent's name, status ('online' | 'away') and whether they are anonymous. */
-  agent: (agentId: string) => `sb:agent:{${agentId}}`,
+  agent: (agentId: string) => `${TAG}:agent:${agentId}`,
   /** Set of the chatIds an agent holds: their seats taken. */
-  agentChats: (agentId: string) => `sb:agent:{${agentId}}:chats`,
+  agentChats: (agentId: string) => `${TAG}:agent-chats:${agentId}`,
   /** Sorted set of the Subscriber instances holding a socket of this agent, scored by lease end (ms). */
-  agentSessions: (agentId: string) => `sb:agent:{${agentId}}:sessions`,
+  agentSessions: (agentId: string) => `${TAG}:agent-sessions:${agentId}`,
   /** Sorted set of online agentIds scored by their latest lease end (ms). */
-  agentsOnline: 'sb:agents:online',
+  agentsOnline: `${TAG}:agents:online`,
 } as const
 
-/** The same key names, for Lua scripts that find an agent's keys from a chat's fields. */
+/** The same key names (an agent id may hold any character, so each kind of key has its own prefix), for Lua scripts that find an agent's keys from a chat's fields. */
 export const LUA_AGENT_KEYS = `
-local function agentKey(id) return 'sb:agent:{' .. id .. '}' end
-local function agentChats(id) return 'sb:agent:{' .. id .. '}:chats' end
-local function agentSessions(id) return 'sb:agent:{' .. id .. '}:sessions' end
+local function agentKey(id) return '${TAG}:agent:' .. id end
+local function agentChats(id) return '${TAG}:agent-chats:' .. id end
+local function agentSessions(id) return '${TAG}:agent-sessions:' .. id end
 `
 
 export const channels = {

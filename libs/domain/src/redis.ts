@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { defineScripts } from './scripts.js'
 
 export interface RedisLogger {
@@ -21,21 +21,35 @@ export interface RedisConnections {
 /** Milliseconds a command may take before it fails. @default 2000 */
 const COMMAND_TIMEOUT_MS = 2000
 
-export function connectRedis(url: string, log: RedisLogger): RedisConnections {
+/** Where Redis is: one server's URL, or some nodes of a Redis Cluster (as `redis(s)://` URLs). */
+export type RedisTarget = string | { readonly clusterNodes: readonly string[] }
+
+export function connectRedis(target: RedisTarget, log: RedisLogger): RedisConnections {
   const shared: RedisOptions = {
     // Reconnect forever, backing off to at most 2 s between attempts.
     retryStrategy: (times) => Math.min(times * 100, 2000),
     lazyConnect: false,
   }
-  const commands = new Redis(url, {
+  const commandOptions: RedisOptions = {
     ...shared,
     connectionName: 'switchboard:commands',
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     commandTimeout: COMMAND_TIMEOUT_MS,
-  })
-  const subscriber = new Redis(url, { ...shared, connectionName: 'switchboard:subscriber' })
+  }
+  const subscriberOptions: RedisOptions = { ...shared, connectionName: 'switchboard:subscriber' }
+  let commands: Redis
+  let subscriber: Redis
+  if (typeof target === 'string') {
+    commands = new Redis(target, commandOptions)
+    subscriber = new Redis(target, subscriberOptions)
+  } else {
+    // Every key shares one hash tag (keys.ts), so every command and script goes to one node; the
+    // cluster client finds it and follows a failover. It has the same commands as a client of one server.
+    commands = clusterClient(target.clusterNodes, commandOptions, { enableOfflineQueue: false }) as unknown as Redis
+    subscriber = clusterClient(target.clusterNodes, subscriberOptions, {}) as unknown as Redis
+  }
   defineScripts(commands)
 
   for (const [role, client] of [['commands', commands], ['subscriber', subscriber]] as const) {
@@ -62,6 +76,25 @@ export function connectRedis(url: string, log: RedisLogger): RedisConnections {
       subscriber.disconnect()
     },
   }
+}
+
+function clusterClient(nodes: readonly string[], nodeOptions: RedisOptions, options: ClusterOptions): Cluster {
+  const urls = nodes.map((n) => new URL(n))
+  const first = urls[0]!
+  const { retryStrategy, ...perNode } = nodeOptions
+  return new Cluster(
+    urls.map((u) => ({ host: u.hostname, port: Number(u.port || 6379) })),
+    {
+      ...options,
+      clusterRetryStrategy: (times) => (retryStrategy ? (retryStrategy(times) ?? null) : null),
+      redisOptions: {
+        ...perNode,
+        ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+        ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+        ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+      },
+    },
+  )
 }
 
 /** Resolves when the client is ready, or after `timeoutMs` (then the service runs degraded until Redis answers). */

@@ -10,6 +10,8 @@ const Port = Type.Integer({ minimum: 0, maximum: 65535 })
 const EnvSchema = Type.Object({
   /** Redis for all shared state and pub/sub. @default redis://127.0.0.1:6379 */
   REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', pattern: '^rediss?://' }),
+  /** A Redis Cluster instead of REDIS_URL: some of its nodes, comma-separated, each `host:port` or `redis(s)://[user:password@]host:port`. Unset: not a cluster. */
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^\\s*(rediss?://([^\\s,@/]+@)?)?[^\\s,/:@]+:\\d+\\s*(,\\s*(rediss?://([^\\s,@/]+@)?)?[^\\s,/:@]+:\\d+\\s*)*$' })),
   /** Interface both services listen on. @default 127.0.0.1 */
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   /** ChatServer's port. @default 9000 */
@@ -81,6 +83,8 @@ export interface Limits {
 
 export interface Config {
   readonly redisUrl: string
+  /** Cluster nodes as `redis(s)://…` URLs; when set, REDIS_URL is not used. */
+  readonly redisClusterNodes?: readonly string[]
   readonly host: string
   readonly chatServerPort: number
   readonly subscriberPort: number
@@ -143,6 +147,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 function fromEnv(env: Static<typeof EnvSchema>): Config {
   return {
     redisUrl: env.REDIS_URL,
+    ...(env.REDIS_CLUSTER_NODES !== undefined
+      ? {
+          redisClusterNodes: Object.freeze(
+            env.REDIS_CLUSTER_NODES.split(',')
+              .map((n) => n.trim())
+              .map((n) => (/^rediss?:\/\//.test(n) ? n : `redis://${n}`)),
+          ),
+        }
+      : {}),
     host: env.HOST,
     chatServerPort: env.CHAT_SERVER_PORT,
     subscriberPort: env.SUBSCRIBER_PORT,

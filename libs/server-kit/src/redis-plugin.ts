@@ -13,6 +13,8 @@ declare module 'fastify' {
 
 export interface RedisPluginOptions {
   url: string
+  /** A Redis Cluster's nodes (`redis(s)://` URLs); when set, `url` is not used. */
+  clusterNodes?: readonly string[]
   /** How long start-up waits for Redis before running degraded (`/ready` 503) until it answers. @default 3000 */
   connectTimeoutMs?: number
 }
@@ -50,7 +52,7 @@ const readySchema = {
  */
 export const redisPlugin = fp(
   async function redisPlugin(app: FastifyInstance, opts: RedisPluginOptions) {
-    const redis = connectRedis(opts.url, app.log)
+    const redis = connectRedis(opts.clusterNodes ? { clusterNodes: opts.clusterNodes } : opts.url, app.log)
     for (const [connection, client] of [['commands', redis.commands], ['subscriber', redis.subscriber]] as const) {
       client.on('reconnecting', () => app.metrics.redisReconnects.inc({ connection }))
     }
@@ -61,7 +63,7 @@ export const redisPlugin = fp(
     })
     const timeout = opts.connectTimeoutMs ?? 3000
     const ready = await Promise.all([waitUntilReady(redis.commands, timeout), waitUntilReady(redis.subscriber, timeout)])
-    if (!ready.every(Boolean)) app.log.warn({ url: redactUrl(opts.url) }, 'redis is not answering yet; running degraded until it does')
+    if (!ready.every(Boolean)) app.log.warn({ url: (opts.clusterNodes ?? [opts.url]).map(redactUrl).join(',') }, 'redis is not answering yet; running degraded until it does')
 
     // Both connections: with pub/sub down, nothing would reach the sockets.
     const connected = () => redis.commands.status === 'ready' && redis.subscriber.status === 'ready'

@@ -88,7 +88,7 @@ export async function createServiceApp(service: ServiceDefinition, config: Confi
     rateCloseAfter: config.limits.rateCloseAfter,
   })
   await app.register(securityPlugin, { config })
-  await app.register(redisPlugin, { url: config.redisUrl })
+  await app.register(redisPlugin, { url: config.redisUrl, ...(config.redisClusterNodes ? { clusterNodes: config.redisClusterNodes } : {}) })
   // Warned at most half a TTL ahead, so a short TTL does not warn at every message.
   const warnMs = Math.min(config.chatExpiryWarningSeconds, config.chatTtlSeconds / 2) * 1000
   await app.register(expiryPlugin, { warnMs, ...(opts.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: opts.sweepIntervalMs }) })

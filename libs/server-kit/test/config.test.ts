@@ -261,3 +261,16 @@ t.test('agent seats and the offline grace period', async (t) => {
   t.match(configError(t, { MAX_CHATS_PER_AGENT: '2.5' })?.message, /MAX_CHATS_PER_AGENT/)
   t.match(configError(t, { AGENT_OFFLINE_AFTER_SECONDS: '0' })?.message, /AGENT_OFFLINE_AFTER_SECONDS="0"/)
 })
+
+t.test('REDIS_CLUSTER_NODES: host:port or redis(s):// URLs, comma-separated; anything else is an error', async (t) => {
+  t.equal(loadConfig({}).redisClusterNodes, undefined, 'unset: one Redis at REDIS_URL')
+  t.same(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, 10.0.0.2:7001' }).redisClusterNodes, ['redis://10.0.0.1:7000', 'redis://10.0.0.2:7001'])
+  t.same(loadConfig({ REDIS_CLUSTER_NODES: 'rediss://user:pw@redis-a.internal:6380,redis-b.internal:6380' }).redisClusterNodes, [
+    'rediss://user:pw@redis-a.internal:6380',
+    'redis://redis-b.internal:6380',
+  ])
+  t.ok(Object.isFrozen(loadConfig({ REDIS_CLUSTER_NODES: 'a:1' }).redisClusterNodes), 'frozen like the rest')
+  for (const bad of ['redis-a', 'a:1,,b:2', 'http://a:1', 'a:port']) {
+    t.match(configError(t, { REDIS_CLUSTER_NODES: bad })?.message, /REDIS_CLUSTER_NODES/, `${JSON.stringify(bad)} is refused`)
+  }
+})

@@ -2,6 +2,7 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import { WebSocket } from 'ws'
 import { startStack, type Stack, type TestSocket } from '@switchboard/testing'
+import { keys } from '@switchboard/domain'
 
 const TTL_MS = 1000
 // Generous: the chat expires at TTL; the sweeper runs every 50 ms.
@@ -39,8 +40,8 @@ t.test('chat expiry', async (t) => {
   t.test('an active chat with no message for CHAT_TTL expires: ChatExpired to both, close 4410, keys gone', async (t) => {
     const { visitor, url, user, support, joinedAt } = await activeChat(stack)
     const keysBefore = await redis.keys(`*${visitor.chatId}*`)
-    t.same(keysBefore.sort(), [`sb:chat:{${visitor.chatId}}`], 'the chat hash exists while the chat is alive')
-    t.ok(await redis.zscore('sb:deadlines', visitor.chatId), 'and has a deadline')
+    t.same(keysBefore.sort(), [keys.chat(visitor.chatId)], 'the chat hash exists while the chat is alive')
+    t.ok(await redis.zscore(keys.deadlines, visitor.chatId), 'and has a deadline')
 
     const expected = `{"type":"ChatExpired","args":{"chatId":"${visitor.chatId}"}}`
     const [u, s] = await Promise.all([user.nextOfType('ChatExpired', EXPIRY_WAIT_MS), support.nextOfType('ChatExpired', EXPIRY_WAIT_MS)])
@@ -55,8 +56,8 @@ t.test('chat expiry', async (t) => {
 
     const left = await redis.keys('*')
     t.same(left.filter((k) => k.includes(visitor.chatId)), [], `no key holds the chat id (keys: ${left.join(', ')})`)
-    t.equal(await redis.zscore('sb:deadlines', visitor.chatId), null, 'no deadline left')
-    t.equal(await redis.zscore('sb:queue', visitor.chatId), null, 'not in the queue')
+    t.equal(await redis.zscore(keys.deadlines, visitor.chatId), null, 'no deadline left')
+    t.equal(await redis.zscore(keys.queue, visitor.chatId), null, 'not in the queue')
 
     // a re-join on a new socket finds the chat gone
     const again = await stack.socket(url)

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { redisNow, startStack, type Stack, type TestSocket } from '@switchboard/testing'
+import { keys } from '@switchboard/domain'
 
 const TTL_MS = 1000
 const ENV = { env: { CHAT_TTL_SECONDS: String(TTL_MS / 1000) }, sweepIntervalMs: 50 }
@@ -78,7 +79,7 @@ t.test('a waiting visitor whose socket stays open stays queued past several TTLs
   t.same(await load(a), [])
 
   const stays = await stack.waitingVisitor('Stays')
-  const queuedAt = Number(await redis.hget(`sb:chat:{${stays.chatId}}`, 'queuedAt'))
+  const queuedAt = Number(await redis.hget(keys.chat(stays.chatId), 'queuedAt'))
   t.ok(queuedAt > 0, 'the chat records when it was queued')
 
   // Visitors who leave, one after the other, until three TTLs have passed
