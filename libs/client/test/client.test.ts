@@ -1,9 +1,10 @@
 import t from 'tap'
+import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type {} from '@fastify/websocket'
-import { WebSocket } from 'ws'
+import { WebSocket, WebSocketServer } from 'ws'
 import { ChatClient, QueueClient, backoffDelay, registerVisitor, SwitchboardError, type SocketFactory } from '@switchboard/client'
 import type { ChatMessage, SupportJoined, Visitor } from '@switchboard/protocol'
 import { startRedis, startStack } from '@switchboard/testing'
@@ -207,67 +208,60 @@ t.test('v2: a dropped connection resumes after the last seq, and unacked message
 })
 
 t.test('v2: a 1001 close reconnects; the resume starts after the last message received, not after an Ack that overtook one', async (t) => {
-  // A scripted server: each socket the client makes, opened and fed by the test.
-  const sockets: { sent: string[]; socket: ReturnType<SocketFactory> }[] = []
-  const createFake: SocketFactory = () => {
-    const sent: string[] = []
-    const socket = {
-      readyState: 0,
-      protocol: '',
-      send: (text: string) => void sent.push(text),
-      close: () => {},
-      onopen: null,
-      onmessage: null,
-      onclose: null,
-      onerror: null,
-    } as unknown as ReturnType<SocketFactory>
-    sockets.push({ sent, socket })
-    return socket
-  }
-  const open = (socket: ReturnType<SocketFactory>) => {
-    Object.assign(socket, { readyState: 1, protocol: 'switchboard.v2' })
-    socket.onopen?.({})
-  }
-  const feed = (socket: ReturnType<SocketFactory>, frame: object) => socket.onmessage?.({ data: JSON.stringify(frame) })
+  // A scripted server on a real socket: the test decides what each connection receives, and in which order.
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (offered) => (offered.has('switchboard.v2') ? 'switchboard.v2' : false) })
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  await once(server, 'listening')
+  const connections = channel<{ socket: WebSocket; frames: ReturnType<typeof channel<string>> }>()
+  server.on('connection', (socket) => {
+    const frames = channel<string>()
+    socket.on('message', (data) => frames.push(String(data)))
+    connections.push({ socket, frames })
+  })
+  const { port } = server.address() as { port: number }
   const user = { userId: 'u1', username: 'Nika', chatId: 'c1' }
   const stored = (seq: number, from: string) => ({ ...user, supportId: 's1', content: `m${seq}`, from, seq, messageId: `id${seq}`, timestamp: 't' })
+  const feed = (socket: WebSocket, frame: object) => socket.send(JSON.stringify(frame))
   const reconnects = channel<number | undefined>()
+  const acked = channel<string>()
   const client = new ChatClient({
-    chatServer: 'http://127.0.0.1:1',
+    chatServer: `http://127.0.0.1:${port}`,
     identity: { ...user, from: 'User', supportId: 's1' },
-    createSocket: createFake,
+    createSocket: (url, protocols) => new WebSocket(url, protocols) as unknown as ReturnType<SocketFactory>,
     backoff: fast,
-    handlers: { state: (state, info) => state === 'reconnecting' && reconnects.push(info.code) },
+    handlers: {
+      state: (state, info) => state === 'reconnecting' && reconnects.push(info.code),
+      acked: (a) => acked.push(a.clientMessageId),
+      history: () => acked.push('history'),
+    },
   }).connect()
   t.teardown(() => client.close())
 
-  const first = sockets[0]!.socket
-  open(first)
-  feed(first, { type: 'ChatHistory', args: { user, messages: [stored(1, 'Support')], fromSeq: 1, hasMore: false } })
+  const first = await connections.next()
+  t.equal(JSON.parse(await first.frames.next()).type, 'Join')
+  feed(first.socket, { type: 'ChatHistory', args: { user, messages: [stored(1, 'Support')], fromSeq: 1, hasMore: false } })
+  t.equal(await acked.next(), 'history')
   const id = client.send('mine')
   t.type(id, 'string')
+  t.equal(JSON.parse(await first.frames.next()).args.clientMessageId, id)
   // The agent's seq 2 is on its way through pub/sub when the Ack of the visitor's seq 3 comes straight back; then the server shuts down.
-  feed(first, { type: 'Ack', args: { clientMessageId: id, messageId: 'id3', seq: 3, timestamp: 't' } })
+  feed(first.socket, { type: 'Ack', args: { clientMessageId: id, messageId: 'id3', seq: 3, timestamp: 't' } })
+  t.equal(await acked.next(), id)
   t.equal(client.pendingCount, 0, 'acknowledged')
-  first.onclose?.({ code: 1001, reason: 'Server is shutting down' })
+  first.socket.close(1001, 'Server is shutting down')
   t.equal(await reconnects.next(), 1001, '1001 (going away) means reconnect')
-  await new Promise<void>((resolve) => {
-    const wait = () => (sockets.length > 1 ? resolve() : setImmediate(wait))
-    wait()
-  })
   // The new connection is being made: the client still speaks v2 and keeps the message.
   t.type(client.send('while away'), 'string', 'a message sent while reconnecting is kept')
-  const second = sockets[1]!.socket
-  open(second)
-  const join = JSON.parse(sockets[1]!.sent[0]!)
+  const second = await connections.next()
+  const join = JSON.parse(await second.frames.next())
   t.equal(join.type, 'Join')
   t.equal(join.args.lastSeq, 1, 'the re-join asks for everything after seq 1, so seq 2 is not skipped')
-  feed(second, { type: 'ChatHistory', args: { user, messages: [stored(2, 'Support'), { ...stored(3, 'User'), clientMessageId: id }], fromSeq: 2, hasMore: false } })
-  t.same(
-    sockets[1]!.sent.slice(1).map((text) => JSON.parse(text).args.content),
-    ['while away'],
-    'then the message sent meanwhile goes, once',
-  )
+  feed(second.socket, { type: 'ChatHistory', args: { user, messages: [stored(2, 'Support'), { ...stored(3, 'User'), clientMessageId: id }], fromSeq: 2, hasMore: false } })
+  t.equal(await acked.next(), 'history')
+  t.equal(JSON.parse(await second.frames.next()).args.content, 'while away', 'then the message sent meanwhile goes')
+  // Once: a marker from the client arrives next, not a second copy.
+  client.typing('start')
+  t.equal(JSON.parse(await second.frames.next()).type, 'Typing', 'and only once')
 })
 
 t.test('v2: a message the server could not store (Redis down) is sent again on the same socket once Redis is back, stored once', async (t) => {
