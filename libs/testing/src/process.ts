@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { freePort } from './redis-server.js'
-import type { Teardown } from './stack.js'
+import { TEST_ENV, type Teardown } from './stack.js'
 
 const root = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -42,12 +42,7 @@ export async function spawnService(
       PATH: process.env.PATH,
       HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
-      AGENT_AUTH: 'off',
-      JOIN_RATE_LIMIT_PER_MINUTE: '1000000',
-      RATE_LIMIT_PER_SECOND: '1000000',
-      RATE_LIMIT_BURST: '1000000',
-      MAX_SOCKETS_PER_IP: '1000000',
-      MAX_SOCKETS_PER_CHAT: '1000',
+      ...TEST_ENV,
       ...env,
       [portVar]: String(port),
     },

@@ -19,18 +19,18 @@ export interface Teardown {
  * sends fast; the suites about limits set the ones they test.
  */
 export function testConfig(redisUrl: string, env: Record<string, string> = {}): Config {
-  return loadConfig({
-    REDIS_URL: redisUrl,
-    LOG_LEVEL: 'silent',
-    AGENT_AUTH: 'off',
-    JOIN_RATE_LIMIT_PER_MINUTE: '1000000',
-    RATE_LIMIT_PER_SECOND: '1000000',
-    RATE_LIMIT_BURST: '1000000',
-    MAX_SOCKETS_PER_IP: '1000000',
-    MAX_SOCKETS_PER_CHAT: '1000',
-    ...env,
-  })
+  return loadConfig({ REDIS_URL: redisUrl, LOG_LEVEL: 'silent', ...TEST_ENV, ...env })
 }
+
+/** The settings every test instance starts with (in-process or as its own process): no agent auth, limits lifted. */
+export const TEST_ENV: Readonly<Record<string, string>> = Object.freeze({
+  AGENT_AUTH: 'off',
+  JOIN_RATE_LIMIT_PER_MINUTE: '1000000',
+  RATE_LIMIT_PER_SECOND: '1000000',
+  RATE_LIMIT_BURST: '1000000',
+  MAX_SOCKETS_PER_IP: '1000000',
+  MAX_SOCKETS_PER_CHAT: '1000',
+})
 
 export interface RunningApp {
   app: FastifyInstance
