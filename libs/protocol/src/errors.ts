@@ -23,6 +23,8 @@ export const CloseCodes = {
   MESSAGE_TOO_BIG: 1009,
   /** An unexpected server failure. */
   INTERNAL_ERROR: 1011,
+  /** The server cannot serve this socket now; reconnecting later may work (RFC 6455 "try again later"). */
+  TRY_AGAIN_LATER: 1013,
   /** Nothing received for IDLE_TIMEOUT_SECONDS (mirrors HTTP 408). */
   IDLE_TIMEOUT: 4408,
   /** The chat was handed to another agent: this agent's sockets on it are done (mirrors HTTP 403). */
@@ -87,6 +89,10 @@ export const Errors = {
     closeCode: CloseCodes.IDLE_TIMEOUT,
   },
   SHUTTING_DOWN: { message: 'Server is shutting down', closeCode: CloseCodes.GOING_AWAY },
+  SLOW_CONSUMER: {
+    message: 'The client read too slowly: more than MAX_BUFFERED_BYTES were waiting to be sent; reconnect and resume',
+    closeCode: CloseCodes.TRY_AGAIN_LATER,
+  },
   INVALID_USERNAME: {
     message: 'A name is 1 to 64 characters, not blank, without control characters',
     httpStatus: 400,

@@ -85,6 +85,8 @@ t.test('close codes are ones a server may send, and each is a named CloseCode', 
   t.equal(Errors.CHAT_EXPIRED.closeCode, 4410)
   t.equal(Errors.SHUTTING_DOWN.closeCode, 1001)
   t.equal(Errors.CHAT_TRANSFERRED.closeCode, 4403)
+  // a client that reads too slowly may come back (the client library reconnects on 1013, and a v2 socket resumes)
+  t.equal(Errors.SLOW_CONSUMER.closeCode, 1013)
   // errors a client can recover from keep the socket open
   for (const code of [
     'INVALID_JSON',

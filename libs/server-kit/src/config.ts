@@ -30,6 +30,8 @@ const EnvSchema = Type.Object({
   TYPING_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 5000 }),
   /** Largest frame accepted; a bigger one closes the socket with 1009. @default 65536 */
   MAX_FRAME_BYTES: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 65_536 }),
+  /** Bytes a socket may have waiting to be sent (a client that does not read); past it the socket is closed with 1013. @default 4194304 */
+  MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
   /** pino level. @default info */
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
@@ -92,6 +94,8 @@ export interface Config {
   readonly idleTimeoutSeconds: number
   readonly chatTtlSeconds: number
   readonly maxFrameBytes: number
+  /** Bytes waiting to be sent on one socket above which it is closed (SLOW_CONSUMER). */
+  readonly maxBufferedBytes: number
   readonly chatExpiryWarningSeconds: number
   readonly typingTimeoutMs: number
   readonly logLevel: Static<typeof EnvSchema>['LOG_LEVEL']
@@ -163,6 +167,7 @@ function fromEnv(env: Static<typeof EnvSchema>): Config {
     idleTimeoutSeconds: env.IDLE_TIMEOUT_SECONDS,
     chatTtlSeconds: env.CHAT_TTL_SECONDS,
     maxFrameBytes: env.MAX_FRAME_BYTES,
+    maxBufferedBytes: env.MAX_BUFFERED_BYTES,
     chatExpiryWarningSeconds: env.CHAT_EXPIRY_WARNING_SECONDS,
     typingTimeoutMs: env.TYPING_TIMEOUT_MS,
     logLevel: env.LOG_LEVEL,

@@ -82,6 +82,7 @@ export async function createServiceApp(service: ServiceDefinition, config: Confi
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     idleTimeoutMs: config.idleTimeoutSeconds * 1000,
     maxFrameBytes: config.maxFrameBytes,
+    maxBufferedBytes: config.maxBufferedBytes,
     maxSocketsPerIp: config.limits.maxSocketsPerIp,
     ratePerSecond: config.limits.ratePerSecond,
     rateBurst: config.limits.rateBurst,

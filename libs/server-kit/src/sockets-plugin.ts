@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
@@ -15,6 +16,8 @@ export interface SocketsPluginOptions {
   idleTimeoutMs: number
   /** Largest frame; larger closes with 1009 (ws enforces it while reading). */
   maxFrameBytes: number
+  /** Bytes waiting to be sent on a socket (a client that does not read) above which it is closed with 1013 instead of sent more. */
+  maxBufferedBytes: number
   /** Open sockets per client IP on this instance; more are refused with 429 before the upgrade. */
   maxSocketsPerIp: number
   /** Token bucket per socket: sustained frames per second. */
@@ -47,6 +50,29 @@ export interface FrameHandlers<Frame> {
 
 interface Tracked {
   lastSeen: number
+  /** The heartbeat slot this socket is pinged in, fixed when it is served. */
+  slot: number
+}
+
+/** At most this many heartbeat slots: each tick of the one timer pings one slot. */
+const MAX_HEARTBEAT_SLOTS = 20
+/** Ticks closer than this cost more in timer overhead than they save (timers have 1 ms resolution). */
+const MIN_HEARTBEAT_TICK_MS = 5
+/** `ping`, encoded once: every heartbeat sends these same bytes, as a text frame. */
+const PING_FRAME = Buffer.from(PING)
+const TEXT_FRAME = { binary: false } as const
+
+/**
+ * How many slots the sockets are spread over so that a tick pings 1/S of
+ * them, not all at once: the most (up to 20) that divide the interval into
+ * whole milliseconds of at least 5 ms, so every socket is still pinged
+ * exactly once per interval. 1 when none does (e.g. a prime interval).
+ */
+export function heartbeatSlots(intervalMs: number): number {
+  for (let slots = MAX_HEARTBEAT_SLOTS; slots > 1; slots--) {
+    if (intervalMs % slots === 0 && intervalMs / slots >= MIN_HEARTBEAT_TICK_MS) return slots
+  }
+  return 1
 }
 
 declare module 'fastify' {
@@ -66,7 +92,10 @@ export function sendError(socket: WebSocket, code: ErrorCode, message: string = 
 
 export const socketsPlugin = fp(
   async function socketsPlugin(app: FastifyInstance, opts: SocketsPluginOptions) {
-    const tracked = new Map<WebSocket, Tracked>()
+    /** The served sockets, by heartbeat slot. */
+    const slots = Array.from({ length: heartbeatSlots(opts.heartbeatIntervalMs) }, () => new Map<WebSocket, Tracked>())
+    let nextSlot = 0
+    const socketCount = () => slots.reduce((n, slot) => n + slot.size, 0)
     const perIp = new Map<string, number>()
     /** Frame handling not finished yet, on any socket (closed ones too): shutdown waits for it. */
     const busy = new Set<Promise<void>>()
@@ -88,7 +117,7 @@ export const socketsPlugin = fp(
       preClose: async function () {
         draining = true
         const started = Date.now()
-        app.log.info({ sockets: tracked.size, framesInFlight: busy.size }, 'closing sockets: finishing frames in flight')
+        app.log.info({ sockets: socketCount(), framesInFlight: busy.size }, 'closing sockets: finishing frames in flight')
         if (!(await settleWithin(drain(), opts.drainTimeoutMs ?? 5000))) {
           app.log.warn({ framesInFlight: busy.size }, 'frames still in flight at the drain deadline; closing sockets regardless')
         }
@@ -103,7 +132,21 @@ export const socketsPlugin = fp(
           await closed
         }
         app.log.info({ ms: Date.now() - started }, 'sockets closed')
+        // The HTTP server's close waits for every TCP connection, upgraded ones
+        // included; one that slipped in during the drain (a late upgrade, a
+        // half-open keep-alive) would hold it. Whatever is left soon is cut.
+        const leftovers = setTimeout(() => {
+          if (connections.size === 0) return
+          app.log.warn({ connections: connections.size }, 'connections still open after the sockets closed; destroying them')
+          for (const connection of connections) connection.destroy()
+        }, opts.closeTimeoutMs ?? 2000)
+        leftovers.unref()
       },
+    })
+    const connections = new Set<Socket>()
+    app.server.on('connection', (connection: Socket) => {
+      connections.add(connection)
+      connection.once('close', () => connections.delete(connection))
     })
 
     // Every socket, before its route sees it: frames sent and errors are counted at the socket.
@@ -127,18 +170,24 @@ export const socketsPlugin = fp(
       })
     })
 
-    // One timer for every socket: a ping each interval, and a close for the idle.
+    // One timer for every socket, ticking S times per interval: each tick
+    // pings one slot and closes its idle sockets, so 20,000 sockets cost
+    // 20,000/S sends per tick rather than one burst of 20,000 per interval.
+    // Each socket is still visited once per interval, as with one big tick.
+    let tick = 0
     const heartbeat = setInterval(() => {
+      const slot = slots[tick]!
+      tick = (tick + 1) % slots.length
       const now = Date.now()
-      for (const [socket, state] of tracked) {
+      for (const [socket, state] of slot) {
         if (now - state.lastSeen >= opts.idleTimeoutMs) {
           socket.close(Errors.IDLE_TIMEOUT.closeCode, 'idle timeout')
-          tracked.delete(socket)
+          slot.delete(socket)
         } else if (socket.readyState === socket.OPEN) {
-          socket.send(PING)
+          socket.send(PING_FRAME, TEXT_FRAME)
         }
       }
-    }, opts.heartbeatIntervalMs)
+    }, opts.heartbeatIntervalMs / slots.length)
     heartbeat.unref()
     app.addHook('onClose', async () => clearInterval(heartbeat))
 
@@ -154,8 +203,10 @@ export const socketsPlugin = fp(
         socket.close(Errors.SHUTTING_DOWN.closeCode, Errors.SHUTTING_DOWN.message)
         return
       }
-      const state: Tracked = { lastSeen: Date.now() }
-      tracked.set(socket, state)
+      const state: Tracked = { lastSeen: Date.now(), slot: nextSlot }
+      nextSlot = (nextSlot + 1) % slots.length
+      slots[state.slot]!.set(socket, state)
+      limitBuffered(socket, opts.maxBufferedBytes, log)
       app.metrics.socketServed(socket, handlers.kind, handlers.kind === 'queue' ? 'agent' : 'pending')
       const bucket = new TokenBucket(opts.rateBurst, opts.ratePerSecond)
 
@@ -227,7 +278,7 @@ export const socketsPlugin = fp(
         })
       })
       socket.on('close', () => {
-        tracked.delete(socket)
+        slots[state.slot]!.delete(socket)
         handlers.onClose?.()
       })
       socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'))
@@ -235,6 +286,25 @@ export const socketsPlugin = fp(
   },
   { name: 'switchboard-sockets', dependencies: ['switchboard-metrics'] },
 )
+
+/**
+ * Every send on this socket first checks what is still waiting to go out: a
+ * client that stops reading makes `bufferedAmount` grow with every frame,
+ * and past `maxBytes` the frame is dropped and the socket closed with 1013
+ * (SLOW_CONSUMER) instead. The close frame queues behind the unread bytes;
+ * ws destroys the connection if the client does not answer it within 30 s,
+ * and nothing more is queued meanwhile. A client that catches up reconnects
+ * (v2 resumes after its last seq; v1 gets the history again).
+ */
+function limitBuffered(socket: WebSocket, maxBytes: number, log: FastifyBaseLogger): void {
+  const send = socket.send.bind(socket) as (data: unknown, ...rest: unknown[]) => void
+  socket.send = ((data: unknown, ...rest: unknown[]) => {
+    if (socket.bufferedAmount <= maxBytes) return send(data, ...rest)
+    if (socket.readyState !== socket.OPEN) return
+    log.warn({ bufferedBytes: socket.bufferedAmount }, 'socket closed: the client does not read what it is sent')
+    socket.close(Errors.SLOW_CONSUMER.closeCode, 'SLOW_CONSUMER')
+  }) as WebSocket['send']
+}
 
 /** Waits for `work` at most `ms`; true when it finished in time. */
 async function settleWithin(work: Promise<unknown>, ms: number): Promise<boolean> {

@@ -10,6 +10,7 @@ const DEFAULTS: Config = {
   idleTimeoutSeconds: 120,
   chatTtlSeconds: 120,
   maxFrameBytes: 65536,
+  maxBufferedBytes: 4194304,
   chatExpiryWarningSeconds: 30,
   typingTimeoutMs: 5000,
   logLevel: 'info',

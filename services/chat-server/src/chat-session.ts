@@ -55,6 +55,33 @@ const CHAT_UNASSIGNED_PREFIX = '{"type":"ChatUnassigned"'
 /** How long a failed read of missed messages waits before it is tried again. */
 const CATCH_UP_RETRY_MS = 500
 
+/**
+ * The last chat-channel publication, opened, and the frames of the last
+ * stored message. Every socket of a chat on this instance gets the same
+ * publication, one listener right after another: the envelope is opened and
+ * each version's frame built once per message, not once per socket, and
+ * every socket is given the very same string (so ws measures and encodes a
+ * flat string rather than a fresh concatenation each time).
+ */
+let lastPublication: { message: string; opened: ReturnType<typeof openEnvelope> } = { message: '', opened: null }
+const lastStored = { stored: '', v1: '', v2: '' }
+
+function openPublication(message: string): ReturnType<typeof openEnvelope> {
+  if (message !== lastPublication.message) lastPublication = { message, opened: openEnvelope(message) }
+  return lastPublication.opened
+}
+
+/** A stored message as a ChatMessage frame of `version`, byte for byte what the encoders make. */
+function storedMessageFrame(stored: string, version: 1 | 2): string {
+  if (stored !== lastStored.stored) {
+    lastStored.stored = stored
+    lastStored.v1 = ''
+    lastStored.v2 = ''
+  }
+  if (version === 2) return (lastStored.v2 ||= encodeV2.chatMessageFromStored(stored))
+  return (lastStored.v1 ||= encode.chatMessageFromStored(stored))
+}
+
 const partyOf = (role: Role): Party => (role === 'user' ? 'User' : 'Support')
 const otherRole = (role: Role): Role => (role === 'user' ? 'support' : 'user')
 
@@ -474,7 +501,7 @@ export class ChatSession {
   }
 
   #onChannel(message: string): void {
-    const opened = openEnvelope(message)
+    const opened = openPublication(message)
     if (opened === null || (opened.v2Only && this.version === 1) || (opened.to !== 'all' && opened.to !== this.#role)) return
     if (this.#held !== undefined) this.#held.push(opened.frame)
     else this.#deliver(opened.frame)
@@ -521,7 +548,7 @@ export class ChatSession {
       }
       this.#lastDelivered = seq
     }
-    this.#send(this.version === 2 ? encodeV2.chatMessageFromStored(stored) : encode.chatMessageFromStored(stored))
+    this.#send(storedMessageFrame(stored, this.version))
   }
 
   /** The chat was handed on: an agent's socket other than the new agent's is told (v2) and closed with 4403. */
