@@ -1,0 +1,299 @@
+import { performance } from 'node:perf_hooks'
+import type { WebSocket } from 'ws'
+import { bareDriver, oursDriver, socketioDriver, type ServerKind } from './drivers.js'
+import { latencyHistogram, recordMs, summarize, type LatencySummary } from './histogram.js'
+import { cpuSeconds, rssBytes, startPeer, startRedis, startService, waitForQuiet, type BenchProcess, type BenchServer } from './procs.js'
+import { runRelay, type MeasuredProcess, type RelayOptions, type RelayResult } from './relay.js'
+import { Inbox, mapLimit, openSocket } from './sockets.js'
+
+/** Stops what was started, last first, whatever happens. */
+class Processes {
+  readonly #started: BenchProcess[] = []
+  add<T extends BenchProcess>(proc: T): T {
+    this.#started.push(proc)
+    return proc
+  }
+  async stopAll(): Promise<void> {
+    for (const proc of this.#started.reverse()) await proc.stop()
+  }
+}
+
+const measured = (role: MeasuredProcess['role'], proc: BenchProcess): MeasuredProcess => ({ role, pid: proc.pid })
+
+/**
+ * The relay against one kind of server, on its own fresh processes: Redis
+ * (except for the bare relay) and the server, both pinned to the servers'
+ * core. `instances: 2` runs two ChatServers on one Redis, the visitor on
+ * the first and the agent on the second (ours only).
+ */
+export async function relayScenario(kind: ServerKind, opts: RelayOptions & { pin: boolean; instances?: number; oursRoot?: string }): Promise<RelayResult> {
+  const procs = new Processes()
+  try {
+    const instances = opts.instances ?? 1
+    if (kind === 'bare') {
+      const server = procs.add(await startPeer('bare-relay', { pin: opts.pin }))
+      return await runRelay(bareDriver(server), [measured('server', server)], opts)
+    }
+    const redis = procs.add(await startRedis(opts.pin))
+    if (kind === 'socketio') {
+      const server = procs.add(await startPeer('socketio-peer', { pin: opts.pin, redisUrl: redis.url }))
+      return await runRelay(socketioDriver(server), [measured('server', server), measured('redis', redis)], opts)
+    }
+    const servers: BenchServer[] = []
+    for (let i = 0; i < instances; i++) servers.push(procs.add(await startService('chat-server', { pin: opts.pin, redisUrl: redis.url, ...(opts.oursRoot ? { root: opts.oursRoot } : {}) })))
+    return await runRelay(
+      oursDriver(servers[0]!, servers[instances - 1]!),
+      [...servers.map((s) => measured('server', s)), measured('redis', redis)],
+      opts,
+      instances,
+    )
+  } finally {
+    await procs.stopAll()
+  }
+}
+
+export interface IdleResult {
+  heartbeatMs: number
+  chats: number
+  sockets: number
+  /** RSS growth per socket after a full GC, in bytes. */
+  rssPerSocket: number
+  /** V8 heap used growth per socket after a full GC (the server's `nodejs_heap_size_used_bytes`), in bytes. */
+  heapPerSocket: number
+  rssBeforeMb: number
+  rssAfterMb: number
+  /** Server CPU while idle, percent of one core, over `cpuSeconds`. */
+  serverCpuPercent: number
+  redisCpuPercent: number
+  generatorCpuPercent: number
+  cpuWindowSeconds: number
+  /** CPU of everything else on the machine before the window, percent of one core. */
+  otherCpuPercent: number
+}
+
+async function heapUsed(server: BenchServer): Promise<number> {
+  const text = await (await fetch(`${server.http}/metrics`)).text()
+  const match = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text)
+  if (!match) throw new Error('no nodejs_heap_size_used_bytes in /metrics')
+  return Number(match[1])
+}
+
+/** A full GC in the server (SIGUSR2 to the gc-on-signal preload), then a moment for it to run. */
+async function collectGarbage(server: BenchServer): Promise<void> {
+  process.kill(server.pid, 'SIGUSR2')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  process.kill(server.pid, 'SIGUSR2')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+}
+
+/**
+ * Idle: `chats` joined chats (a visitor and an agent socket each) that only
+ * answer heartbeats. Memory is read before and after opening them, each
+ * time after a full GC; CPU over a window with nothing but heartbeats.
+ */
+export async function idleScenario(opts: {
+  chats: number
+  heartbeatMs: number
+  cpuWindowSeconds: number
+  quietWaitMs: number
+  pin: boolean
+  onProgress?: (text: string, fraction: number) => void
+}): Promise<IdleResult> {
+  const progress = opts.onProgress ?? (() => {})
+  const procs = new Processes()
+  const sockets: WebSocket[] = []
+  try {
+    const redis = procs.add(await startRedis(opts.pin))
+    const server = procs.add(
+      await startService('chat-server', {
+        pin: opts.pin,
+        redisUrl: redis.url,
+        gcOnSignal: true,
+        env: { HEARTBEAT_INTERVAL_MS: String(opts.heartbeatMs) },
+      }),
+    )
+    // Warm the server's code paths with one chat so the baseline holds them.
+    const driver = oursDriver(server)
+    const warm = await driver.connectPair(-1)
+    sockets.push(...warm.sockets)
+    answerPings(warm.sockets)
+    await collectGarbage(server)
+    const rssBefore = await rssBytes(server.pid)
+    const heapBefore = await heapUsed(server)
+    let connected = 0
+    await mapLimit(opts.chats, 32, async (i) => {
+      const pair = await driver.connectPair(i)
+      sockets.push(...pair.sockets)
+      answerPings(pair.sockets)
+      if (++connected % 100 === 0) progress(`idle ${opts.heartbeatMs} ms: connecting ${opts.chats} chats`, connected / opts.chats)
+    })
+    progress(`idle ${opts.heartbeatMs} ms: settling`, 1)
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+    await collectGarbage(server)
+    const rssAfter = await rssBytes(server.pid)
+    const heapAfter = await heapUsed(server)
+    const procsMeasured = [measured('server', server), measured('redis', redis)]
+    const quiet = await waitForQuiet(procsMeasured.map((p) => p.pid), { maxWaitMs: opts.quietWaitMs })
+    const before = await Promise.all(procsMeasured.map((p) => cpuSeconds(p.pid)))
+    const generatorBefore = process.cpuUsage()
+    const started = performance.now()
+    progress(`idle ${opts.heartbeatMs} ms: measuring CPU for ${opts.cpuWindowSeconds} s`, 0)
+    await new Promise((resolve) => setTimeout(resolve, opts.cpuWindowSeconds * 1000))
+    const wall = (performance.now() - started) / 1000
+    const after = await Promise.all(procsMeasured.map((p) => cpuSeconds(p.pid)))
+    const generator = process.cpuUsage(generatorBefore)
+    const socketCount = opts.chats * 2
+    return {
+      heartbeatMs: opts.heartbeatMs,
+      chats: opts.chats,
+      sockets: socketCount,
+      rssPerSocket: Math.round((rssAfter - rssBefore) / socketCount),
+      heapPerSocket: Math.round((heapAfter - heapBefore) / socketCount),
+      rssBeforeMb: Math.round(rssBefore / 1e5) / 10,
+      rssAfterMb: Math.round(rssAfter / 1e5) / 10,
+      serverCpuPercent: Math.round(((after[0]! - before[0]!) / wall) * 1000) / 10,
+      redisCpuPercent: Math.round(((after[1]! - before[1]!) / wall) * 1000) / 10,
+      generatorCpuPercent: Math.round(((generator.user + generator.system) / 1e6 / wall) * 1000) / 10,
+      cpuWindowSeconds: Math.round(wall * 10) / 10,
+      otherCpuPercent: quiet.otherCpuPercent,
+    }
+  } finally {
+    for (const socket of sockets) socket.terminate()
+    await procs.stopAll()
+  }
+}
+
+function answerPings(sockets: readonly [WebSocket, WebSocket]): void {
+  sockets.forEach((socket, side) => {
+    const pong = side === 0 ? 'pong:user' : 'pong:support'
+    socket.on('message', (data: Buffer) => {
+      if (data.length === 4 && data.toString() === 'ping') socket.send(pong)
+    })
+  })
+}
+
+export interface FanoutResult {
+  agents: number
+  visitors: number
+  /** Visitor's `Join` sent → `UserJoined` at the last of the agents. */
+  joinToLastAgentMs: LatencySummary
+  /** `JoinUser` sent → `RemoveUser` at the last of the agents. */
+  claimToLastAgentMs: LatencySummary
+  timeouts: number
+  serverCpuPercent: number
+  subscriberCpuPercent: number
+  redisCpuPercent: number
+}
+
+/**
+ * Queue fan-out: `agents` sockets on Subscriber's `/users` (each sent
+ * `Load`); visitors join one after another on ChatServer and are claimed
+ * with `JoinUser` by one agent in turn. One visitor at a time, so each
+ * figure is the fan-out itself, not a queue behind other visitors.
+ */
+export async function fanoutScenario(opts: {
+  agents: number
+  visitors: number
+  pin: boolean
+  onProgress?: (text: string, fraction: number) => void
+}): Promise<FanoutResult> {
+  const progress = opts.onProgress ?? (() => {})
+  const procs = new Processes()
+  const sockets: WebSocket[] = []
+  try {
+    const redis = procs.add(await startRedis(opts.pin))
+    const chatServer = procs.add(await startService('chat-server', { pin: opts.pin, redisUrl: redis.url }))
+    const subscriber = procs.add(await startService('subscriber', { pin: opts.pin, redisUrl: redis.url }))
+    progress(`fan-out: connecting ${opts.agents} agents`, 0)
+    // What each agent is waiting for; the last one to see it resolves the round.
+    let expect: { frameType: string; userId: string; remaining: number; lastAt: number; done: () => void } | undefined
+    const typeMarkers = { UserJoined: Buffer.from('"type":"UserJoined"'), RemoveUser: Buffer.from('"type":"RemoveUser"') }
+    const agents = await mapLimit(opts.agents, 32, async () => {
+      const socket = await openSocket(`${subscriber.ws}/users`)
+      sockets.push(socket)
+      socket.on('message', (data: Buffer) => {
+        if (data.length === 4 && data.toString() === 'ping') {
+          socket.send('pong:support')
+          return
+        }
+        const round = expect
+        if (round === undefined) return
+        if (data.indexOf(typeMarkers[round.frameType as keyof typeof typeMarkers]) < 0 || data.indexOf(round.userId) < 0) return
+        round.lastAt = performance.now()
+        if (--round.remaining === 0) round.done()
+      })
+      socket.send('{"type":"Load"}')
+      return socket
+    })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const waitAll = (frameType: 'UserJoined' | 'RemoveUser', userId: string, send: () => void): Promise<number | undefined> =>
+      new Promise((resolve) => {
+        const sentAt = performance.now()
+        const timer = setTimeout(() => {
+          expect = undefined
+          resolve(undefined)
+        }, 5000)
+        expect = {
+          frameType,
+          userId,
+          remaining: agents.length,
+          lastAt: 0,
+          done: () => {
+            clearTimeout(timer)
+            const lastAt = expect!.lastAt
+            expect = undefined
+            resolve(lastAt - sentAt)
+          },
+        }
+        send()
+      })
+    const joined = latencyHistogram()
+    const claimed = latencyHistogram()
+    let timeouts = 0
+    const procsMeasured = [chatServer, subscriber, redis]
+    let cpuBefore: number[] = []
+    let started = 0
+    // Round 0 is a warm-up (and proves every agent's Load took effect): not recorded.
+    for (let round = 0; round <= opts.visitors; round++) {
+      if (round === 1) {
+        cpuBefore = await Promise.all(procsMeasured.map((p) => cpuSeconds(p.pid)))
+        started = performance.now()
+      }
+      const res = await fetch(`${chatServer.http}/user/join/f${round}`)
+      const visitor = (await res.json()) as { userId: string; username: string; chatId: string }
+      const inbox = await Inbox.open(`${chatServer.ws}/chat/${visitor.chatId}`, { ping: 'ping', pong: ['pong:user', 'pong:user'] }, 'pong:user')
+      const socket = inbox.socket
+      const joinMs = await waitAll('UserJoined', visitor.userId, () =>
+        socket.send(JSON.stringify({ type: 'Join', args: { userId: visitor.userId, username: visitor.username, from: 'User' } })),
+      )
+      const claimer = agents[round % agents.length]!
+      const claimMs = await waitAll('RemoveUser', visitor.userId, () =>
+        claimer.send(JSON.stringify({ type: 'JoinUser', args: { userId: visitor.userId, chatId: visitor.chatId, username: visitor.username } })),
+      )
+      inbox.detach()
+      socket.terminate()
+      if (round === 0) continue
+      if (joinMs === undefined) timeouts++
+      else recordMs(joined, joinMs)
+      if (claimMs === undefined) timeouts++
+      else recordMs(claimed, claimMs)
+      if (round % 10 === 0) progress(`fan-out: ${opts.agents} agents, visitor ${round}/${opts.visitors}`, round / opts.visitors)
+    }
+    const wall = (performance.now() - started) / 1000
+    const cpuAfter = await Promise.all(procsMeasured.map((p) => cpuSeconds(p.pid)))
+    const pct = (i: number) => Math.round(((cpuAfter[i]! - cpuBefore[i]!) / wall) * 1000) / 10
+    return {
+      agents: opts.agents,
+      visitors: opts.visitors,
+      joinToLastAgentMs: summarize(joined),
+      claimToLastAgentMs: summarize(claimed),
+      timeouts,
+      serverCpuPercent: pct(0),
+      subscriberCpuPercent: pct(1),
+      redisCpuPercent: pct(2),
+    }
+  } finally {
+    for (const socket of sockets) socket.terminate()
+    await procs.stopAll()
+  }
+}

@@ -1,0 +1,41 @@
+import t from 'tap'
+import { quickOptions, runBench } from '../src/index.js'
+import { chartSvg, summaryTable } from '../src/report.js'
+
+// Speed is measured by the benchmark, not asserted here: this only checks
+// that a tiny relay against a real ChatServer (its own redis-server and
+// process) runs, loses nothing, and reports in the documented shape.
+t.test('a quick relay against ChatServer delivers everything and reports its figures', async (t) => {
+  const results = await runBench({
+    ...quickOptions(),
+    scenarios: ['relay'],
+    kinds: ['ours'],
+    pairs: 4,
+    steps: [100],
+    stepSeconds: 1.5,
+    warmupSeconds: 0,
+    pin: false,
+  })
+  t.equal(results.schema, 1)
+  t.equal(results.relay.length, 1)
+  const [relay] = results.relay
+  t.equal(relay!.kind, 'ours')
+  t.equal(relay!.pairs, 4)
+  t.equal(relay!.steps.length, 1)
+  const [step] = relay!.steps
+  t.ok(step!.sent > 0, 'messages were sent')
+  t.equal(step!.delivered, step!.sent, 'every message reached the other side')
+  t.equal(step!.lost, 0)
+  t.equal(step!.duplicates, 0)
+  t.equal(step!.latencyMs.count, step!.sent, 'one latency per message')
+  for (const key of ['p50', 'p99', 'p999', 'max', 'mean'] as const) t.type(step!.latencyMs[key], 'number', `latency ${key}`)
+  for (const key of ['cpuPercent', 'cpuMsPer1k', 'redisCpuPercent', 'redisCpuMsPer1k'] as const) t.type(step!.server[key], 'number', `server ${key}`)
+  t.type(step!.generator.cpuPercent, 'number')
+  t.type(step!.valid, 'boolean')
+  t.type(step!.passed, 'boolean')
+  t.ok(relay!.ceiling === null || relay!.ceiling === 100)
+  t.match(summaryTable(results), /Relay: 4 visitor–agent pairs/)
+  t.match(chartSvg(results), /^<svg [^]*<\/svg>\n$/)
+  // The whole result is plain JSON (what bench/results/*.json holds).
+  t.same(JSON.parse(JSON.stringify(results)), results)
+})
