@@ -110,6 +110,7 @@ export async function listMyChats(redis: Redis, agentId: string): Promise<MyChat
     const at = Number(assignedAt ?? now)
     chats.push({ chatId, userId, username: username ?? '', since: new Date(at).toISOString(), unread: Number(sent ?? 0) - Number(read ?? 0), at })
   })
+  // assignedAt has microseconds: two claims of one millisecond keep their order.
   return chats.sort((a, b) => a.at - b.at || (a.chatId < b.chatId ? -1 : 1)).map(({ at: _at, ...chat }) => chat)
 }
 

@@ -13,6 +13,8 @@ import { LUA_AGENT_KEYS } from './keys.js'
 const NOW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- The same instant to the microsecond, as text: orders events of one millisecond.
+local nowPrecise = string.format('%d.%03d', now, tonumber(t[2]) % 1000)
 `
 
 // A chat is alive while its deadline is in the future. Keys also carry a TTL
@@ -100,7 +102,7 @@ redis.call('HSET', KEYS[1], 'state', 'claimed', 'claimedAt', now)
 recordClaim(KEYS[4], ARGV[1], now)
 redis.call('PUBLISH', ARGV[3], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. ARGV[2] .. '"}')
 if agentId ~= '' then
-  redis.call('HSET', KEYS[1], 'claimedBy', agentId, 'assignedAt', now)
+  redis.call('HSET', KEYS[1], 'claimedBy', agentId, 'assignedAt', nowPrecise)
   redis.call('SADD', agentChats(agentId), ARGV[1])
   agentsChanged(ARGV[6], {agentId})
 end
@@ -145,7 +147,7 @@ redis.call('PUBLISH', ARGV[7], ARGV[8])
 if agentId ~= '' then
   redis.call('HSET', KEYS[1], 'agentId', agentId, 'claimedBy', agentId)
   if takesSeat then
-    redis.call('HSET', KEYS[1], 'assignedAt', now)
+    redis.call('HSET', KEYS[1], 'assignedAt', nowPrecise)
     redis.call('SADD', agentChats(agentId), ARGV[1])
     agentsChanged(ARGV[12], {agentId})
   end
@@ -362,7 +364,7 @@ redis.call('PUBLISH', ARGV[9], ARGV[12])
 if to ~= '' then
   redis.call('SADD', agentChats(to), ARGV[1])
   redis.call('HSET', KEYS[1], 'state', 'active', 'supportId', ARGV[4], 'supportUserName', ARGV[5], 'agentId', to, 'claimedBy', to,
-    'assignedAt', now, 'supportJoinedAt', now)
+    'assignedAt', nowPrecise, 'supportJoinedAt', now)
   redis.call('PUBLISH', ARGV[9], ARGV[13])
   redis.call('PUBLISH', ARGV[11], ARGV[14])
 else

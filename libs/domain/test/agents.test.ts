@@ -480,6 +480,22 @@ t.test('maxChats 0: no limit', async (t) => {
 // ---------------------------------------------------------------------------
 // My chats.
 
+t.test('listMyChats: claims of the same millisecond keep the order they were made in (assignedAt has microseconds)', async (t) => {
+  const { redis } = await setup(t)
+  const visitors: Visitor[] = []
+  for (let i = 0; i < 12; i++) visitors.push(await waitingVisitor(redis, `V${i}`))
+  // Against the chatId order, sent together: most land in the same millisecond.
+  const order = [...visitors].sort((a, b) => (a.chatId < b.chatId ? 1 : -1))
+  await Promise.all(order.map((v) => claimVisitor(redis, v.chatId, v.userId, 'a1', 0)))
+  const stamps = await Promise.all(order.map((v) => redis.hget(keys.chat(v.chatId), 'assignedAt')))
+  t.ok(stamps.every((s) => /^\d+\.\d{3}$/.test(s ?? '')), `assignedAt to the microsecond: ${stamps[0]}`)
+  t.same(
+    (await listMyChats(redis, 'a1')).map((c) => c.chatId),
+    order.map((v) => v.chatId),
+    'in the order claimed',
+  )
+})
+
 t.test('listMyChats: held chats oldest first, with the visitor messages the agent has not read', async (t) => {
   const { redis } = await setup(t)
   t.same(await listMyChats(redis, 'a1'), [], 'none yet')
