@@ -1,11 +1,11 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { freePort, TEST_ENV } from '@switchboard/testing'
 
 /** The repository root (bench/dist/ or bench/src/ → ../../). */
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
@@ -46,18 +46,6 @@ export function pinSelf(): boolean {
   if (!canPin()) return false
   execFileSync('taskset', ['-a', '-p', '-c', String(GENERATOR_CORE), String(process.pid)], { stdio: 'ignore' })
   return true
-}
-
-/** A port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
 }
 
 /** CPU seconds (user + system) a process has used so far, from `/proc/PID/stat`. */
@@ -193,18 +181,13 @@ export async function startRedis(pin: boolean): Promise<BenchRedis> {
 }
 
 /**
- * The settings every benchmarked instance starts with: the abuse limits of
- * `libs/testing`'s TEST_ENV lifted (every generated client shares one
- * address and sends fast), quiet logs, and chats that outlive the run.
+ * The settings every benchmarked instance starts with: the tests' (abuse
+ * limits lifted: every generated client shares one address and sends fast),
+ * quiet logs, and chats that outlive the run.
  */
 export const BENCH_ENV: Readonly<Record<string, string>> = Object.freeze({
-  AGENT_AUTH: 'off',
+  ...TEST_ENV,
   LOG_LEVEL: 'warn',
-  JOIN_RATE_LIMIT_PER_MINUTE: '1000000',
-  RATE_LIMIT_PER_SECOND: '1000000',
-  RATE_LIMIT_BURST: '1000000',
-  MAX_SOCKETS_PER_IP: '1000000',
-  MAX_SOCKETS_PER_CHAT: '1000',
   CHAT_TTL_SECONDS: '3600',
   IDLE_TIMEOUT_SECONDS: '600',
 })

@@ -116,6 +116,8 @@ export class ChatClient {
   /** Re-sends of messages the server could not take (Redis down, rate limit): one timer, backing off. */
   #retryTimer: ReturnType<typeof setTimeout> | undefined
   #retryAttempt = 0
+  /** The pending messages the server answered with a retryable error: the ones the timer sends again. */
+  readonly #refused = new Set<string>()
 
   constructor(opts: ChatClientOptions) {
     this.identity = { ...opts.identity }
@@ -217,12 +219,17 @@ export class ChatClient {
   }
 
   /** A message the server could not take is sent again later, with its id; a reconnect re-sends everything anyway. */
-  #retryLater(): void {
+  #retryLater(clientMessageId: string): void {
+    this.#refused.add(clientMessageId)
     if (this.#retryTimer !== undefined) return
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined
       if (!this.#joined) return
-      for (const [clientMessageId, content] of this.#pending) this.#socket.send(this.#messageFrame(content, clientMessageId))
+      for (const id of this.#refused) {
+        const content = this.#pending.get(id)
+        if (content !== undefined) this.#socket.send(this.#messageFrame(content, id))
+      }
+      this.#refused.clear()
     }, backoffDelay(this.#retryAttempt++, this.#backoff))
   }
 
@@ -256,6 +263,7 @@ export class ChatClient {
   #joinedNow(): void {
     if (this.#joined) return
     this.#joined = true
+    this.#refused.clear()
     for (const [clientMessageId, content] of this.#pending) this.#socket.send(this.#messageFrame(content, clientMessageId))
   }
 
@@ -329,7 +337,7 @@ export class ChatClient {
         break
       case 'Error':
         if (a.clientMessageId !== undefined && FINAL_SEND_ERRORS.has(a.code)) this.#pending.delete(a.clientMessageId)
-        if (a.clientMessageId !== undefined && RETRY_SEND_ERRORS.has(a.code) && this.#pending.has(a.clientMessageId)) this.#retryLater()
+        if (a.clientMessageId !== undefined && RETRY_SEND_ERRORS.has(a.code) && this.#pending.has(a.clientMessageId)) this.#retryLater(a.clientMessageId)
         this.#handlers.error?.(a)
         break
     }

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { Errors, FRAME_TYPES, PING, type ErrorCode } from '@switchboard/protocol'
+import { Errors, FRAME_TYPES, type ErrorCode } from '@switchboard/protocol'
 import { queueLength } from '@switchboard/domain'
 
 /** Which socket: a chat's (`/chat/:chatId`) or the agents' queue (`/users`). */
@@ -157,7 +157,8 @@ export const metricsPlugin = fp(
         }
         const send = socket.send.bind(socket) as (data: unknown, ...rest: unknown[]) => void
         socket.send = ((data: unknown, ...rest: unknown[]) => {
-          if (typeof data === 'string' && data !== PING) {
+          // Strings only: the heartbeat's ping is a shared Buffer and is not counted.
+          if (typeof data === 'string') {
             framesOut.inc({ type: outgoingType(data) })
             if (data.startsWith(ERROR_PREFIX)) report(errorCodeLabel(data.slice(ERROR_PREFIX.length, data.indexOf('"', ERROR_PREFIX.length))))
           }
