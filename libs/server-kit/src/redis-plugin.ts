@@ -23,7 +23,7 @@ const healthBody = {
   type: 'object',
   required: ['status', 'redis'],
   properties: {
-    status: { type: 'string', enum: ['ok', 'unavailable', 'closing'] },
+    status: { type: 'string', enum: ['ok', 'unavailable'] },
     redis: { type: 'string', enum: ['up', 'down'], description: 'Whether both Redis connections are connected' },
   },
 } as const
@@ -41,7 +41,8 @@ const readySchema = {
   tags: ['operations'],
   response: {
     200: { ...healthBody, description: 'Ready' },
-    503: { ...healthBody, description: 'Redis is unreachable, or the instance is shutting down' },
+    // Once the app is closing, fastify itself answers every request 503 (return503OnClosing), before this route.
+    503: { ...healthBody, description: 'Redis is unreachable (while shutting down, fastify answers 503 for every route)' },
   },
 }
 
@@ -67,17 +68,10 @@ export const redisPlugin = fp(
 
     // Both connections: with pub/sub down, nothing would reach the sockets.
     const connected = () => redis.commands.status === 'ready' && redis.subscriber.status === 'ready'
-    // fastify already answers every request with 503 once close() starts
-    // (return503OnClosing); this holds even where that option is turned off.
-    let closing = false
-    app.addHook('preClose', async () => {
-      closing = true
-    })
 
     app.get('/health', { schema: healthSchema }, async () => ({ status: 'ok', redis: connected() ? 'up' : 'down' }))
 
     app.get('/ready', { schema: readySchema }, async (_req, reply) => {
-      if (closing) return reply.code(503).send({ status: 'closing', redis: connected() ? 'up' : 'down' })
       try {
         if (!connected()) throw new Error('redis connection not ready')
         await redis.commands.ping()
