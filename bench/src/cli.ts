@@ -7,7 +7,7 @@ import { mkdir, writeFile, copyFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { defaultOptions, quickOptions, runBench, type BenchOptions, type Scenario, type ServerKind } from './index.js'
-import { pinSelf, repoRoot } from './procs.js'
+import { pinSelf, profileServersInto, repoRoot } from './procs.js'
 import { chartSvg, summaryTable } from './report.js'
 
 const HELP = `npm run bench [-- options]
@@ -26,6 +26,7 @@ const HELP = `npm run bench [-- options]
   --fanout-visitors V     visitors joined and claimed (default 200)
   --ours-root DIR         run our services from another checkout's built dist/ (a before/after)
   --no-pin                do not pin servers to core 0 and the generator to core 1
+  --cpu-prof DIR          servers write a V8 CPU profile (node --cpu-prof) into DIR
   --out DIR               results directory (default bench/results)
 `
 
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
       'fanout-visitors': { type: 'string' },
       'no-pin': { type: 'boolean' },
       'ours-root': { type: 'string' },
+      'cpu-prof': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
   if (values['fanout-visitors']) options.fanoutVisitors = Number(values['fanout-visitors'])
   if (values['no-pin']) options.pin = false
   if (values['ours-root']) options.oursRoot = resolve(values['ours-root'])
+  if (values['cpu-prof']) profileServersInto(resolve(values['cpu-prof']))
   if (options.pin && !pinSelf()) options.pin = false
 
   const bar = process.stderr.isTTY ? progressBar() : undefined

@@ -57,6 +57,13 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / clockTicks
 }
 
+/** System calls that read and that write a process has made so far (`syscr` + `syscw` of `/proc/PID/io`). */
+export async function syscalls(pid: number): Promise<number> {
+  const io = await readFile(`/proc/${pid}/io`, 'utf8')
+  const count = (name: string) => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)?.[1] ?? 0)
+  return count('syscr') + count('syscw')
+}
+
 /** CPU seconds all cores have spent busy so far (everything but idle and iowait), from `/proc/stat`. */
 export async function machineBusySeconds(): Promise<number> {
   const line = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0]!
@@ -108,6 +115,27 @@ export interface BenchProcess {
   stop(): Promise<void>
 }
 
+/** Where Node servers write a CPU profile (`--cpu-prof`), if anywhere: set by `--cpu-prof DIR`. */
+let cpuProfileDir: string | undefined
+
+/** Every Node server started from now on writes a V8 CPU profile into `dir` when it stops. */
+export function profileServersInto(dir: string): void {
+  cpuProfileDir = dir
+}
+
+/** Node flags every server gets: a CPU profile when asked for, `--expose-gc` and the GC preload for memory readings. */
+function nodeFlags(gcOnSignal: boolean | undefined): string[] {
+  const flags = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : []
+  if (gcOnSignal) flags.push('--expose-gc', `--import=${pathToFileURL(join(repoRoot, 'bench/dist/servers/gc-on-signal.js')).href}`)
+  return flags
+}
+
+/** BENCH_SERVER_NODE_OPTIONS (e.g. `--perf-basic-prof` for `perf record`) becomes the servers' NODE_OPTIONS. */
+function profilerEnv(): Record<string, string> {
+  const options = process.env.BENCH_SERVER_NODE_OPTIONS
+  return options ? { NODE_OPTIONS: options } : {}
+}
+
 function start(name: string, command: string, args: string[], opts: { env?: NodeJS.ProcessEnv; pin: boolean; cwd?: string }): BenchProcess {
   // taskset execs the command, so the child's pid is the server's own.
   const [file, argv] = opts.pin ? ['taskset', ['-c', String(SERVER_CORE), command, ...args]] : [command, args]
@@ -125,10 +153,17 @@ function start(name: string, command: string, args: string[], opts: { env?: Node
     child,
     output: () => tail,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL')
+      if (child.exitCode !== null || child.signalCode !== null) return
+      // A profiled server writes its profile as it exits: it is asked to stop, and killed only if it does not.
+      if (cpuProfileDir && command === process.execPath) {
+        child.kill('SIGTERM')
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
         await exited
+        clearTimeout(timer)
+        return
       }
+      child.kill('SIGKILL')
+      await exited
     },
   }
 }
@@ -211,11 +246,11 @@ export async function startService(
 ): Promise<BenchServer> {
   const port = await freePort()
   const portVar = service === 'chat-server' ? 'CHAT_SERVER_PORT' : 'SUBSCRIBER_PORT'
-  const nodeArgs = opts.gcOnSignal ? ['--expose-gc', `--import=${pathToFileURL(join(repoRoot, 'bench/dist/servers/gc-on-signal.js')).href}`] : []
+  const nodeArgs = nodeFlags(opts.gcOnSignal)
   const proc = start(service, process.execPath, [...nodeArgs, `services/${service}/dist/server.js`], {
     pin: opts.pin,
     cwd: opts.root ?? repoRoot,
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', ...BENCH_ENV, REDIS_URL: opts.redisUrl, ...opts.env, [portVar]: String(port) },
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', ...BENCH_ENV, ...profilerEnv(), REDIS_URL: opts.redisUrl, ...opts.env, [portVar]: String(port) },
   })
   const http = `http://127.0.0.1:${port}`
   await waitFor(proc, async () => (await fetch(`${http}/ready`)).status === 200)
@@ -228,10 +263,10 @@ export async function startPeer(
   opts: { redisUrl?: string; pin: boolean; env?: Record<string, string>; gcOnSignal?: boolean },
 ): Promise<BenchServer> {
   const port = await freePort()
-  const nodeArgs = opts.gcOnSignal ? ['--expose-gc', `--import=${pathToFileURL(join(repoRoot, 'bench/dist/servers/gc-on-signal.js')).href}`] : []
+  const nodeArgs = nodeFlags(opts.gcOnSignal)
   const proc = start(script, process.execPath, [...nodeArgs, `bench/dist/servers/${script}.js`], {
     pin: opts.pin,
-    env: { PATH: process.env.PATH, PORT: String(port), ...(opts.redisUrl ? { REDIS_URL: opts.redisUrl } : {}), ...opts.env },
+    env: { PATH: process.env.PATH, PORT: String(port), ...profilerEnv(), ...(opts.redisUrl ? { REDIS_URL: opts.redisUrl } : {}), ...opts.env },
   })
   const http = `http://127.0.0.1:${port}`
   await waitFor(proc, () => answers(`${http}/health`))

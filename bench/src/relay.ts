@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws'
 import type { Histogram } from 'hdr-histogram-js'
 import type { Driver, Pair, ServerKind, Side } from './drivers.js'
 import { latencyHistogram, recordMs, summarize, type LatencySummary } from './histogram.js'
-import { cpuSeconds, machineBusySeconds, waitForQuiet } from './procs.js'
+import { cpuSeconds, machineBusySeconds, syscalls, waitForQuiet } from './procs.js'
 import { mapLimit } from './sockets.js'
 
 /** A step passes when its p99 is at most this and nothing was lost. */
@@ -67,7 +67,15 @@ export interface StepResult {
   duplicates: number
   /** Scheduled send → receipt at the other side; undelivered messages count as the time they waited. */
   latencyMs: LatencySummary
-  server: { cpuPercent: number; cpuMsPer1k: number; redisCpuPercent: number; redisCpuMsPer1k: number }
+  server: {
+    cpuPercent: number
+    cpuMsPer1k: number
+    redisCpuPercent: number
+    redisCpuMsPer1k: number
+    /** Reads and writes (system calls) per message sent, from /proc/PID/io: what batching saves. */
+    syscallsPerMessage: number
+    redisSyscallsPerMessage: number
+  }
   generator: { cpuPercent: number; sendLagP50Ms: number; sendLagP99Ms: number; sendLagMaxMs: number }
   /** CPU used by everything else on the machine meanwhile, percent of one core: above a few %, the step was disturbed. */
   otherCpuPercent: number
@@ -175,6 +183,7 @@ export async function runRelay(driver: Driver, processes: MeasuredProcess[], opt
       delivered = 0
       duplicates = 0
       const cpuBefore = await Promise.all(processes.map((p) => cpuSeconds(p.pid)))
+      const syscallsBefore = await Promise.all(processes.map((p) => syscalls(p.pid)))
       const busyBefore = await machineBusySeconds()
       const generatorBefore = process.cpuUsage()
       const started = performance.now()
@@ -210,6 +219,7 @@ export async function runRelay(driver: Driver, processes: MeasuredProcess[], opt
       while (delivered < sent && performance.now() < drainDeadline) await new Promise((resolve) => setTimeout(resolve, 5))
       const ended = performance.now()
       const cpuAfter = await Promise.all(processes.map((p) => cpuSeconds(p.pid)))
+      const syscallsAfter = await Promise.all(processes.map((p) => syscalls(p.pid)))
       const busy = (await machineBusySeconds()) - busyBefore
       const generatorAll = process.cpuUsage(generatorBefore)
       // What never arrived waited at least until now: count it so, or an overload would look fast.
@@ -227,6 +237,9 @@ export async function runRelay(driver: Driver, processes: MeasuredProcess[], opt
         processes.reduce((sum, p, i) => (p.role === role ? sum + cpuAfter[i]! - cpuBefore[i]! : sum), 0)
       const serverCpu = cpuOf('server')
       const redisCpu = cpuOf('redis')
+      const syscallsOf = (role: MeasuredProcess['role']) =>
+        processes.reduce((sum, p, i) => (p.role === role ? sum + syscallsAfter[i]! - syscallsBefore[i]! : sum), 0)
+      const perMessage = (n: number) => (sent === 0 ? 0 : round2(n / sent))
       const perK = (cpu: number) => (sent === 0 ? 0 : round2((cpu * 1000 * 1000) / sent))
       const generatorCpuPercent = ((generatorCpu.user + generatorCpu.system) / 1e6 / ((sendEnded - started) / 1000)) * 100
       const lag = summarize(sendLag)
@@ -253,6 +266,8 @@ export async function runRelay(driver: Driver, processes: MeasuredProcess[], opt
           cpuMsPer1k: perK(serverCpu),
           redisCpuPercent: round2((redisCpu / wallSeconds) * 100),
           redisCpuMsPer1k: perK(redisCpu),
+          syscallsPerMessage: perMessage(syscallsOf('server')),
+          redisSyscallsPerMessage: perMessage(syscallsOf('redis')),
         },
         generator: { cpuPercent: round2(generatorCpuPercent), sendLagP50Ms: lag.p50, sendLagP99Ms: lag.p99, sendLagMaxMs: lag.max },
         otherCpuPercent,

@@ -9,7 +9,7 @@ function pad(cells: string[][]): string {
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2))
 
 function relayRows(results: RelayResult[]): string[][] {
-  const rows = [['server', 'offered/s', 'sent/s', 'delivered/sent', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'server CPU', 'CPU ms/1k', 'Redis ms/1k', 'gen CPU', 'result']]
+  const rows = [['server', 'offered/s', 'sent/s', 'delivered/sent', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'server CPU', 'CPU ms/1k', 'Redis ms/1k', 'syscalls/msg', 'gen CPU', 'result']]
   for (const r of results) {
     for (const s of r.steps) {
       rows.push([
@@ -24,6 +24,7 @@ function relayRows(results: RelayResult[]): string[][] {
         `${s.server.cpuPercent.toFixed(0)}%`,
         s.server.cpuMsPer1k.toFixed(1),
         s.server.redisCpuMsPer1k.toFixed(1),
+        `${s.server.syscallsPerMessage.toFixed(1)}+${s.server.redisSyscallsPerMessage.toFixed(1)}`,
         `${s.generator.cpuPercent.toFixed(0)}%`,
         s.passed ? 'pass' : s.valid ? 'FAIL' : 'INVALID',
       ])

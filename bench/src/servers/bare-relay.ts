@@ -45,3 +45,6 @@ wss.on('connection', (socket) => {
 })
 
 httpServer.listen(port, '127.0.0.1')
+
+// Stopped by the bench with SIGTERM when it profiles (--cpu-prof): exiting writes the profile.
+process.on('SIGTERM', () => process.exit(0))
