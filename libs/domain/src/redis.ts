@@ -51,6 +51,7 @@ export function connectRedis(target: RedisTarget, log: RedisLogger): RedisConnec
     subscriber = clusterClient(target.clusterNodes, subscriberOptions, {}) as unknown as Redis
   }
   defineScripts(commands)
+  if (commands instanceof Redis) coalesceWrites(commands)
 
   for (const [role, client] of [['commands', commands], ['subscriber', subscriber]] as const) {
     let down = false
@@ -75,6 +76,32 @@ export function connectRedis(target: RedisTarget, log: RedisLogger): RedisConnec
       commands.disconnect()
       subscriber.disconnect()
     },
+  }
+}
+
+/**
+ * Commands sent in one turn of the event loop (for every frame read from
+ * every socket in it) leave in one write: the connection is corked at the
+ * first and uncorked once the turn's I/O callbacks have run (setImmediate).
+ * Redis reads them at once and answers them with one write, so under load a
+ * message costs a fraction of a system call on each side instead of one.
+ * Unlike ioredis's enableAutoPipelining, each command is sent as soon as the
+ * turn ends (no waiting for the previous batch's replies) and answered alone.
+ */
+function coalesceWrites(client: Redis): void {
+  const send = client.sendCommand
+  let corked = false
+  client.sendCommand = function (this: Redis, ...args: Parameters<Redis['sendCommand']>) {
+    if (!corked && this.status === 'ready') {
+      const stream = this.stream
+      corked = true
+      stream.cork()
+      setImmediate(() => {
+        corked = false
+        stream.uncork()
+      })
+    }
+    return send.apply(this, args)
   }
 }
 
