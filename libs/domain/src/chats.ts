@@ -221,7 +221,18 @@ export interface NewMessage {
   agentId?: string
 }
 
+/** Publishing a message can be skipped by the instance that is the only one listening to its chat: see holdChat. */
+export interface AppendOptions extends ExpiryOptions {
+  /** The sending instance's holder id (holdChat); without one, every message is published. */
+  holder?: string
+}
+
 export interface StoredMessage {
+  /**
+   * Set when the sending instance is the only holder of the chat: the
+   * publication, not published, for that instance to give its own listeners.
+   */
+  local?: string
   /** The message as stored: the seed-004 args with seq and messageId appended (see storedToV1). */
   stored: string
   message: ChatMessageV2
@@ -234,7 +245,7 @@ export interface StoredMessage {
  * announces it to both participants (and the recipient's unread count to v2
  * sockets). Nobody sees a message that was not stored.
  */
-export async function appendMessage(redis: Redis, input: NewMessage, opts: ExpiryOptions): Promise<StoredMessage> {
+export async function appendMessage(redis: Redis, input: NewMessage, opts: AppendOptions): Promise<StoredMessage> {
   // The seed-004 args in wire order; the script appends seq and messageId.
   const v1 = encode.chatMessageArgs({
     userId: input.userId,
@@ -248,7 +259,7 @@ export async function appendMessage(redis: Redis, input: NewMessage, opts: Expir
   const head = `{"userId":${JSON.stringify(input.userId)},"supportId":"`
   const tail = v1.slice(head.length + input.supportId.length, -1)
   if (!v1.startsWith(head) || !tail.startsWith('",')) throw new Error('ChatMessage args are not in seed-004 order')
-  const result = await runScript<string | [string, string]>(
+  const result = await runScript<string | [string, string, string?]>(
     redis,
     'sbAppendMessage',
     [keys.chat(input.chatId), keys.messages(input.chatId), keys.deadlines, keys.clientIds(input.chatId), keys.receipts(input.chatId)],
@@ -265,11 +276,14 @@ export async function appendMessage(redis: Redis, input: NewMessage, opts: Expir
       input.from,
       tail,
       input.agentId ?? '',
+      opts.holder ?? '',
     ],
   )
   if (Array.isArray(result)) {
-    const [outcome, stored] = result
-    return { stored, message: JSON.parse(stored) as ChatMessageV2, duplicate: outcome === 'dup' }
+    const [outcome, stored, local] = result
+    const appended: StoredMessage = { stored, message: JSON.parse(stored) as ChatMessageV2, duplicate: outcome === 'dup' }
+    if (local !== undefined) appended.local = local
+    return appended
   }
   throw (
     refusal(result, {
@@ -279,6 +293,21 @@ export async function appendMessage(redis: Redis, input: NewMessage, opts: Expir
       ended: ['CHAT_ENDED'],
     }) ?? new Error(`unexpected script result ${String(result)}`)
   )
+}
+
+/**
+ * This instance (`holder`, an id of its own) has sockets listening on the
+ * chat's channel: messages sent from elsewhere must be published to it. Held
+ * once per instance, however many sockets; a chat that is gone is not
+ * recreated.
+ */
+export async function holdChat(redis: Redis, chatId: string, holder: string): Promise<void> {
+  await runScript(redis, 'sbHoldChat', [keys.chat(chatId)], [holder, 'hold'])
+}
+
+/** This instance has no socket listening on the chat any more. */
+export async function releaseChat(redis: Redis, chatId: string, holder: string): Promise<void> {
+  await runScript(redis, 'sbHoldChat', [keys.chat(chatId)], [holder, 'release'])
 }
 
 /** The stored messages of a chat, in storage order (stored form: see storedToV1). */

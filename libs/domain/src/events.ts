@@ -12,12 +12,35 @@ export function envelope(to: Audience, payload: string): string {
   return `${to}|${payload}`
 }
 
-const AUDIENCES = new Set(['all', 'user', 'support', 'all:v2', 'user:v2', 'support:v2'])
+/**
+ * A stored message for everyone, carrying its recipient's (`reader`'s)
+ * unread count for their v2 sockets: one publication per message
+ * (`msg:<reader>:<count>|<stored>`, made by the sbAppendMessage script).
+ */
+export function messageEnvelope(stored: string, reader: 'user' | 'support', unread: number): string {
+  return `msg:${reader}:${unread}|${stored}`
+}
 
-export function openEnvelope(message: string): { to: 'all' | 'user' | 'support'; v2Only: boolean; frame: string } | null {
+export interface OpenedEnvelope {
+  to: 'all' | 'user' | 'support'
+  v2Only: boolean
+  frame: string
+  /** With a stored message: the unread count of its recipient, for their v2 sockets. */
+  unread?: { reader: 'user' | 'support'; count: number }
+}
+
+const AUDIENCES = new Set(['all', 'user', 'support', 'all:v2', 'user:v2', 'support:v2'])
+const UNREAD = /^msg:(user|support):(\d+)$/
+
+export function openEnvelope(message: string): OpenedEnvelope | null {
   const bar = message.indexOf('|')
   if (bar < 0) return null
   const audience = message.slice(0, bar)
+  if (audience.startsWith('msg:')) {
+    const unread = UNREAD.exec(audience)
+    if (unread === null) return null
+    return { to: 'all', v2Only: false, frame: message.slice(bar + 1), unread: { reader: unread[1] as 'user' | 'support', count: Number(unread[2]) } }
+  }
   if (!AUDIENCES.has(audience)) return null
   const v2Only = audience.endsWith(':v2')
   return { to: (v2Only ? audience.slice(0, -3) : audience) as 'all' | 'user' | 'support', v2Only, frame: message.slice(bar + 1) }

@@ -19,10 +19,13 @@ export class PubSub {
 
   constructor(subscriber: Redis) {
     this.#redis = subscriber
-    subscriber.on('message', (channel: string, message: string) => {
-      const entry = this.#channels.get(channel)
-      if (entry) for (const listener of entry.listeners) listener(message)
-    })
+    subscriber.on('message', (channel: string, message: string) => this.deliverLocally(channel, message))
+  }
+
+  /** Gives a message to this process's listeners on `channel`, as if it had been published. */
+  deliverLocally(channel: string, message: string): void {
+    const entry = this.#channels.get(channel)
+    if (entry) for (const listener of entry.listeners) listener(message)
   }
 
   /**

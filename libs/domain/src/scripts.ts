@@ -14,7 +14,7 @@ const NOW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- The same instant to the microsecond, as text: orders events of one millisecond.
-local nowPrecise = string.format('%d.%03d', now, tonumber(t[2]) % 1000)
+local function precise() return string.format('%d.%03d', now, tonumber(t[2]) % 1000) end
 `
 
 // A chat is alive while its deadline is in the future. Keys also carry a TTL
@@ -102,7 +102,7 @@ redis.call('HSET', KEYS[1], 'state', 'claimed', 'claimedAt', now)
 recordClaim(KEYS[4], ARGV[1], now)
 redis.call('PUBLISH', ARGV[3], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. ARGV[2] .. '"}')
 if agentId ~= '' then
-  redis.call('HSET', KEYS[1], 'claimedBy', agentId, 'assignedAt', nowPrecise)
+  redis.call('HSET', KEYS[1], 'claimedBy', agentId, 'assignedAt', precise())
   redis.call('SADD', agentChats(agentId), ARGV[1])
   agentsChanged(ARGV[6], {agentId})
 end
@@ -147,7 +147,7 @@ redis.call('PUBLISH', ARGV[7], ARGV[8])
 if agentId ~= '' then
   redis.call('HSET', KEYS[1], 'agentId', agentId, 'claimedBy', agentId)
   if takesSeat then
-    redis.call('HSET', KEYS[1], 'assignedAt', nowPrecise)
+    redis.call('HSET', KEYS[1], 'assignedAt', precise())
     redis.call('SADD', agentChats(agentId), ARGV[1])
     agentsChanged(ARGV[12], {agentId})
   end
@@ -165,14 +165,15 @@ return 'ok'
    * ARGV: chatId, supportId, argsHead (seed-004 args up to the supportId's value), messageId,
    *       clientMessageId ('' for none), clientIdField (',"clientMessageId":…' or ''), ttlMs, graceMs,
    *       chatChannel, from ('User' | 'Support'), argsTail (after the supportId's value, without the closing brace),
-   *       agentId (the sending agent's, '' for none)
-   * → {'ok', stored} | {'dup', stored} | 'expired' | 'noagent' | 'mismatch' | 'ended'
+   *       agentId (the sending agent's, '' for none), holder (the sending instance's id, '' for none: always publish)
+   * → {'ok', stored} | {'ok', stored, publication} (not published: deliver it locally) | {'dup', stored}
+   *   | 'expired' | 'noagent' | 'mismatch' | 'ended'
    */
   sbAppendMessage: {
     keys: 5,
     lua: `${NOW}${ALIVE}
 if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
-local f = redis.call('HMGET', KEYS[1], 'supportId', 'state', 'pastSupportIds', 'agentId')
+local f = redis.call('HMGET', KEYS[1], 'supportId', 'state', 'pastSupportIds', 'agentId', 'keysTouchedAt', 'holders', 'holder:' .. ARGV[13])
 if f[2] == 'ended' and not f[1] then return 'ended' end
 if not f[1] then return 'noagent' end
 if f[1] ~= ARGV[2] then
@@ -192,21 +193,52 @@ local seq = redis.call('LLEN', KEYS[2]) + 1
 local stored = ARGV[3] .. f[1] .. ARGV[11] .. ',"seq":' .. seq .. ',"messageId":"' .. ARGV[4] .. '"' .. ARGV[6] .. '}'
 redis.call('RPUSH', KEYS[2], stored)
 local ttl = tonumber(ARGV[7]) + tonumber(ARGV[8])
+local sent = redis.call('HINCRBY', KEYS[5], 'sent:' .. ARGV[10], 1)
 if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[4], idField, seq)
   redis.call('PEXPIRE', KEYS[4], ttl)
 end
-local sent = redis.call('HINCRBY', KEYS[5], 'sent:' .. ARGV[10], 1)
-redis.call('PEXPIRE', KEYS[5], ttl)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[7]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
-redis.call('PUBLISH', ARGV[9], 'all|' .. stored)
--- The recipient's unread count, for v2 sockets.
+-- The keys outlive the deadline by the grace period. Their TTLs are renewed
+-- when the first message creates the list and the receipts, and then once per
+-- half grace period, not on every message: they keep at least half of it.
+if seq == 1 or not f[5] or now - tonumber(f[5]) >= tonumber(ARGV[8]) / 2 then
+  redis.call('HSET', KEYS[1], 'keysTouchedAt', now)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[5], ttl)
+end
+-- One publication: the message for everyone, and the recipient's unread count for their v2 sockets.
 local reader = ARGV[10] == 'User' and 'support' or 'user'
 local readn = tonumber(redis.call('HGET', KEYS[5], 'readn:' .. reader) or '0')
-redis.call('PUBLISH', ARGV[9], reader .. ':v2|{"type":"UnreadCount","args":{"chatId":"' .. ARGV[1] .. '","count":' .. (sent - readn) .. '}}')
+local publication = 'msg:' .. reader .. ':' .. (sent - readn) .. '|' .. stored
+-- When the sending instance is the only one holding sockets of this chat, nobody else
+-- would hear it: it is not published, and the instance delivers it to its sockets itself.
+if ARGV[13] ~= '' and f[6] == '1' and f[7] == '1' then return {'ok', stored, publication} end
+redis.call('PUBLISH', ARGV[9], publication)
 return {'ok', stored}
+`,
+  },
+  /**
+   * Which ChatServer instances hold sockets of a chat (listen on its
+   * channel): a field per instance and their count, in the chat's own hash
+   * (so they live and expire with it). A message whose sender's instance is
+   * the only holder is not published (sbAppendMessage).
+   * KEYS: chat
+   * ARGV: holder (instance id), 'hold' | 'release'
+   * → 1, or 0 when the chat is gone
+   */
+  sbHoldChat: {
+    keys: 1,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local field = 'holder:' .. ARGV[1]
+if ARGV[2] == 'hold' then
+  if redis.call('HSETNX', KEYS[1], field, 1) == 1 then redis.call('HINCRBY', KEYS[1], 'holders', 1) end
+elseif redis.call('HDEL', KEYS[1], field) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'holders', -1)
+end
+return 1
 `,
   },
   /**
@@ -364,7 +396,7 @@ redis.call('PUBLISH', ARGV[9], ARGV[12])
 if to ~= '' then
   redis.call('SADD', agentChats(to), ARGV[1])
   redis.call('HSET', KEYS[1], 'state', 'active', 'supportId', ARGV[4], 'supportUserName', ARGV[5], 'agentId', to, 'claimedBy', to,
-    'assignedAt', nowPrecise, 'supportJoinedAt', now)
+    'assignedAt', precise(), 'supportJoinedAt', now)
   redis.call('PUBLISH', ARGV[9], ARGV[13])
   redis.call('PUBLISH', ARGV[11], ARGV[14])
 else

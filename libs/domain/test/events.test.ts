@@ -37,6 +37,11 @@ t.test('openEnvelope rejects what is not an envelope', async (t) => {
     'agent|{}',
     'v2|{}',
     'all:v3|{}',
+    'msg:|{}',
+    'msg:all:1|{}',
+    'msg:user:-1|{}',
+    'msg:user:x|{}',
+    'msg:user|{}',
   ]) {
     t.equal(openEnvelope(message), null, JSON.stringify(message))
   }

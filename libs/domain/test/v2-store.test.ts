@@ -14,6 +14,8 @@ import {
   lastSeq,
   listQueue,
   markReceipt,
+  messageEnvelope,
+  openEnvelope,
   readHistory,
   readMessages,
   readState,
@@ -116,7 +118,8 @@ t.test('appendMessage: seq 1, 2, 3 …; the stored format; the message and the r
   t.match(first.message, { userId: chat.userId, supportId: chat.supportId, content: tricky, from: 'User', seq: 1, messageId: HEX32 })
   t.equal(first.stored, `${seedArgs(first.message).slice(0, -1)},"seq":1,"messageId":"${first.message.messageId}"}`, 'seed args in seed order, then seq and messageId')
   t.same(JSON.parse(first.stored), first.message)
-  t.same((await take()).chat, [`${chat.chatId} all|${first.stored}`, `${chat.chatId} support:v2|${unread(chat.chatId, 1)}`], 'the message to all, the unread count to the agent')
+  t.same((await take()).chat, [`${chat.chatId} ${messageEnvelope(first.stored, 'support', 1)}`], 'one publication: the message to all, the unread count to the agent')
+  t.same(openEnvelope(messageEnvelope(first.stored, 'support', 1)), { to: 'all', v2Only: false, frame: first.stored, unread: { reader: 'support', count: 1 } })
 
   const second = await chat.append('Support', 'hello', 'c-1')
   t.equal(
@@ -124,10 +127,10 @@ t.test('appendMessage: seq 1, 2, 3 …; the stored format; the message and the r
     `${seedArgs(second.message).slice(0, -1)},"seq":2,"messageId":"${second.message.messageId}","clientMessageId":"c-1"}`,
     'the clientMessageId last',
   )
-  t.same((await take()).chat, [`${chat.chatId} all|${second.stored}`, `${chat.chatId} user:v2|${unread(chat.chatId, 1)}`])
+  t.same((await take()).chat, [`${chat.chatId} ${messageEnvelope(second.stored, 'user', 1)}`])
   const third = await chat.append('User', 'again')
   t.equal(third.message.seq, 3)
-  t.same((await take()).chat, [`${chat.chatId} all|${third.stored}`, `${chat.chatId} support:v2|${unread(chat.chatId, 2)}`], 'the count adds up')
+  t.same((await take()).chat, [`${chat.chatId} ${messageEnvelope(third.stored, 'support', 2)}`], 'the count adds up')
 
   t.same(await readHistory(redis, chat.chatId), [first.stored, second.stored, third.stored])
   t.equal(await lastSeq(redis, chat.chatId), 3)

@@ -15,7 +15,8 @@ export interface ActiveChat {
   /** A ChatMessage frame from one side, with a clientMessageId if given. */
   message(from: Party, content: string, clientMessageId?: string): ChatMessageFrame
   /** A new socket that re-joins with the supportId (a refresh); the answer is left to the caller. */
-  rejoin(from: Party, opts?: { v2?: boolean; lastSeq?: number }): Promise<TestSocket>
+  /** `instance`: which of the stack's ChatServers (default the first, where the chat was opened). */
+  rejoin(from: Party, opts?: { v2?: boolean; lastSeq?: number; instance?: number }): Promise<TestSocket>
 }
 
 /** Opens a chat with an agent joined, each side on a socket of the given protocol version (default v2). */
@@ -43,7 +44,8 @@ export async function openChat(stack: Stack, versions: { user?: 1 | 2; agent?: 1
       args: { userId: visitor.userId, supportId, content, from, ...(clientMessageId === undefined ? {} : { clientMessageId }) },
     }),
     async rejoin(from, opts = {}) {
-      const socket = await stack.socket(url, from === 'User' ? 'pong:user' : 'pong:support', { v2: opts.v2 ?? true })
+      const at = opts.instance === undefined ? url : `${stack.chatServers[opts.instance]!.ws}/chat/${visitor.chatId}`
+      const socket = await stack.socket(at, from === 'User' ? 'pong:user' : 'pong:support', { v2: opts.v2 ?? true })
       const lastSeq = opts.lastSeq === undefined ? {} : { lastSeq: opts.lastSeq }
       socket.send({
         type: 'Join',

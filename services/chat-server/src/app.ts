@@ -4,10 +4,12 @@ import { createServiceApp, type Config, type ServiceOptions } from '@switchboard
 import { MAX_NAME_LENGTH } from '@switchboard/protocol'
 import { joinRoute } from './routes/join.js'
 import { chatRoute } from './routes/chat.js'
+import { ChatChannels } from './chat-channels.js'
 import { waitingKeepAlivePlugin } from './plugins/waiting-keepalive.js'
 import { queuePositionsPlugin } from './plugins/queue-positions.js'
 
 export type BuildOptions = ServiceOptions
+export { ChatChannels } from './chat-channels.js'
 
 /** Builds ChatServer without listening: the visitor page at `/`, `GET /user/join/:userName`, `GET /status`, WebSocket `/chat/:chatId`, `GET /health`, `GET /ready`, `GET /metrics`, `GET /docs/openapi.json`. */
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
@@ -23,6 +25,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     opts,
   )
   const expiry = { chatTtlMs: config.chatTtlSeconds * 1000 }
+  app.decorate('chatChannels', new ChatChannels(app.redis.commands, app.pubsub, app.log))
   await app.register(waitingKeepAlivePlugin, expiry)
   await app.register(queuePositionsPlugin)
   await app.register(joinRoute, { ...expiry, joinsPerMinute: config.limits.joinsPerMinute })

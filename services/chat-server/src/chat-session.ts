@@ -29,6 +29,7 @@ import {
   markReceipt,
   openEnvelope,
   readMessages,
+  type OpenedEnvelope,
   readState,
   supportJoinedOf,
   type ChatRecord,
@@ -63,12 +64,17 @@ const CATCH_UP_RETRY_MS = 500
  * every socket is given the very same string (so ws measures and encodes a
  * flat string rather than a fresh concatenation each time).
  */
-let lastPublication: { message: string; opened: ReturnType<typeof openEnvelope> } = { message: '', opened: null }
+let lastPublication: { message: string; opened: OpenedEnvelope | null; unreadFrame: string } = { message: '', opened: null, unreadFrame: '' }
 const lastStored = { stored: '', v1: '', v2: '' }
 
-function openPublication(message: string): ReturnType<typeof openEnvelope> {
-  if (message !== lastPublication.message) lastPublication = { message, opened: openEnvelope(message) }
+function openPublication(message: string): OpenedEnvelope | null {
+  if (message !== lastPublication.message) lastPublication = { message, opened: openEnvelope(message), unreadFrame: '' }
   return lastPublication.opened
+}
+
+/** The UnreadCount frame a message's publication carries for its recipient's v2 sockets, built once. */
+function unreadFrameOf(chatId: string, unread: { count: number }): string {
+  return (lastPublication.unreadFrame ||= encodeV2.unreadCount(chatId, unread.count))
 }
 
 /** A stored message as a ChatMessage frame of `version`, byte for byte what the encoders make. */
@@ -257,7 +263,7 @@ export class ChatSession {
       }
       // The echo arrives through the chat channel, after the message is stored.
       const stored = this.app.metrics.storeSeconds.startTimer()
-      const { message, duplicate } = await appendMessage(
+      const { message, duplicate, local } = await appendMessage(
         this.app.redis.commands,
         {
           chatId: this.chatId,
@@ -270,6 +276,8 @@ export class ChatSession {
         },
         this.opts,
       ).finally(() => stored())
+      // Only this instance holds the chat: the message was not published, and its sockets here get it now.
+      if (local !== undefined) this.app.chatChannels.deliverLocally(this.chatId, local)
       if (!duplicate) this.app.metrics.messagesStored.inc()
       if (clientMessageId !== undefined) {
         this.#send(encodeV2.ack({ clientMessageId, messageId: message.messageId, seq: message.seq, timestamp: message.timestamp }))
@@ -376,7 +384,7 @@ export class ChatSession {
     this.#role = role
     this.#held = []
     try {
-      const unsubscribe = await this.app.pubsub.subscribe(channels.chat(this.chatId), (message) => this.#onChannel(message))
+      const unsubscribe = await this.app.chatChannels.listen(this.chatId, (message) => this.#onChannel(message))
       if (this.#closed) await unsubscribe()
       else this.#unsubscribe = unsubscribe
     } catch (err) {
@@ -503,8 +511,15 @@ export class ChatSession {
   #onChannel(message: string): void {
     const opened = openPublication(message)
     if (opened === null || (opened.v2Only && this.version === 1) || (opened.to !== 'all' && opened.to !== this.#role)) return
-    if (this.#held !== undefined) this.#held.push(opened.frame)
-    else this.#deliver(opened.frame)
+    this.#take(opened.frame)
+    // After the message, as if it had been published on its own.
+    if (opened.unread !== undefined && this.version === 2 && opened.unread.reader === this.#role) this.#take(unreadFrameOf(this.chatId, opened.unread))
+  }
+
+  /** A live frame: held while a Join is answered, else delivered. */
+  #take(frame: string): void {
+    if (this.#held !== undefined) this.#held.push(frame)
+    else this.#deliver(frame)
   }
 
   /** Sends a live frame; `acceptGap`: a stored message after a gap is sent as is, not read for again. */

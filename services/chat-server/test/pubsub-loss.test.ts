@@ -18,14 +18,14 @@ const chatMessages = (socket: TestSocket) => socket.received.filter((m) => m.jso
 
 interface Sockets {
   chat: ActiveChat
-  /** The two v2 sockets openChat made, then a seed-004 visitor and agent on the same chat. */
+  /** The two v2 sockets openChat made, then a seed-004 visitor and agent on the same chat, on the other instance. */
   all: { name: string; socket: TestSocket; version: 1 | 2 }[]
 }
 
 async function chatWithFourSockets(stack: Awaited<ReturnType<typeof startStack>>): Promise<Sockets> {
   const chat = await openChat(stack)
-  const v1User = await chat.rejoin('User', { v2: false })
-  const v1Agent = await chat.rejoin('Support', { v2: false })
+  const v1User = await chat.rejoin('User', { v2: false, instance: 1 })
+  const v1Agent = await chat.rejoin('Support', { v2: false, instance: 1 })
   await v1User.nextOfType('ChatHistory')
   await v1Agent.nextOfType('ChatHistory')
   return {
@@ -63,7 +63,8 @@ async function checkEverySocket(t: Test, redis: Awaited<ReturnType<typeof connec
 }
 
 t.test('CLIENT KILL TYPE pubsub: every socket still gets every message once, in order', async (t) => {
-  const stack = await startStack(t, { subscribers: 0 })
+  // Two instances, so messages are published (an instance alone in a chat delivers its messages itself).
+  const stack = await startStack(t, { chatServers: 2, subscribers: 0 })
   const app = stack.chatServers[0]!.app
   const subscriber = app.redis.subscriber
   const redis = await connectedRedis(t, stack.redis.url)
@@ -73,7 +74,7 @@ t.test('CLIENT KILL TYPE pubsub: every socket still gets every message once, in 
     const { chat } = sockets
     await send(chat, 'User', 'before')
     const closed = once(subscriber, 'close')
-    t.equal(await redis.commands.client('KILL', 'TYPE', 'pubsub'), 1, "ChatServer's subscriber connection is killed")
+    t.equal(await redis.commands.client('KILL', 'TYPE', 'pubsub'), 2, "both ChatServers' subscriber connections are killed")
     await closed
     const unheard: number[] = []
     for (const [i, from] of (['User', 'Support', 'User', 'Support'] as const).entries()) {
@@ -105,7 +106,7 @@ t.test('CLIENT KILL TYPE pubsub: every socket still gets every message once, in 
     const flows = Promise.all([flow('User'), flow('Support')])
     await acked(20)
     const closed = once(subscriber, 'close')
-    t.equal(await redis.commands.client('KILL', 'TYPE', 'pubsub'), 1)
+    t.equal(await redis.commands.client('KILL', 'TYPE', 'pubsub'), 2)
     await closed
     await once(subscriber, 'ready')
     // Keep going until well after the subscription is back.

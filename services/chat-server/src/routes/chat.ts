@@ -4,6 +4,7 @@ import { ChatClientFrames, ChatClientFramesV2, Errors, SUBPROTOCOL_V2, compileFr
 import type { ExpiryOptions } from '@switchboard/domain'
 import { acceptAgent, sendError } from '@switchboard/server-kit'
 import { ChatSession, type ChatFrame } from '../chat-session.js'
+import '../chat-channels.js'
 
 // v1 accepts only seed 004's frame types; its frames are a subset of v2's.
 const parsers: Record<1 | 2, FrameParser<ChatFrame>> = {
@@ -20,6 +21,8 @@ export interface ChatRouteOptions extends ExpiryOptions {
   typingTimeoutMs: number
   /** Chats an agent may hold (0: no limit): an agent's first Join of a waiting visitor takes a seat. */
   maxChatsPerAgent: number
+  /** This instance's holder id (ChatChannels), given to appendMessage; set by the route. */
+  holder?: string
 }
 
 /**
@@ -47,21 +50,30 @@ export class ChatSeats {
 export async function chatRoute(app: FastifyInstance, opts: ChatRouteOptions) {
   const seats = new ChatSeats(opts.maxSocketsPerChat)
   const sessions = new Set<ChatSession>()
+  const sessionOpts: ChatRouteOptions = { ...opts, holder: app.chatChannels.holder }
+  // After Redis was away, this instance holds its chats again (a failover may have lost a
+  // hold, and with it the publications of the other instances), then every socket reads
+  // what it missed from the store.
+  const recover = () =>
+    app.chatChannels
+      .holdAgain()
+      .catch((err: Error) => app.log.warn({ err: err.message }, 'could not hold the chats again; the next reconnect tries'))
+      .then(() => {
+        for (const session of sessions) session.catchUp()
+      })
   // Publications made while the subscriber connection was down are lost: once it is back
   // (ioredis re-subscribes before 'ready' is emitted; a PING answered after the SUBSCRIBE
-  // replies means they took effect), every socket reads what it missed from the store.
-  const subscriber = app.redis.subscriber
+  // replies means they took effect), every socket catches up.
+  const { commands, subscriber } = app.redis
   const onSubscriberReady = () => {
-    subscriber.ping().then(
-      () => {
-        for (const session of sessions) session.catchUp()
-      },
-      () => {},
-    )
+    subscriber.ping().then(recover, () => {})
   }
+  const onCommandsReady = () => void recover()
   subscriber.on('ready', onSubscriberReady)
+  commands.on('ready', onCommandsReady)
   app.addHook('onClose', async () => {
     subscriber.off('ready', onSubscriberReady)
+    commands.off('ready', onCommandsReady)
   })
 
   app.get<{ Params: { chatId: string } }>(
@@ -81,7 +93,7 @@ export async function chatRoute(app: FastifyInstance, opts: ChatRouteOptions) {
       const log = req.log.child({ chatId, ...(req.agent ? { agentId: req.agent.agentId } : {}) })
       // A client that offered the switchboard.v2 subprotocol (and got it) speaks v2; any other, seed 004.
       const version = socket.protocol === SUBPROTOCOL_V2 ? 2 : 1
-      const session = new ChatSession(app, socket, chatId, log, opts, req.agent, seats, version)
+      const session = new ChatSession(app, socket, chatId, log, sessionOpts, req.agent, seats, version)
       sessions.add(session)
       socket.once('close', () => sessions.delete(session))
       app.serveSocket(socket, req, {
