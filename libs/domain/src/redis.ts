@@ -52,6 +52,8 @@ export function connectRedis(target: RedisTarget, log: RedisLogger): RedisConnec
   }
   defineScripts(commands)
   if (commands instanceof Redis) coalesceWrites(commands)
+  // A cluster client sends each command through the connection of the node that serves it.
+  else (commands as unknown as Cluster).on('+node', (node: Redis) => coalesceWrites(node))
 
   for (const [role, client] of [['commands', commands], ['subscriber', subscriber]] as const) {
     let down = false
