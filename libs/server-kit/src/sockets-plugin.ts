@@ -207,6 +207,7 @@ export const socketsPlugin = fp(
       nextSlot = (nextSlot + 1) % slots.length
       slots[state.slot]!.set(socket, state)
       limitBuffered(socket, opts.maxBufferedBytes, log)
+      releaseUpgrade(socket, req)
       app.metrics.socketServed(socket, handlers.kind, handlers.kind === 'queue' ? 'agent' : 'pending')
       const bucket = new TokenBucket(opts.rateBurst, opts.ratePerSecond)
 
@@ -304,6 +305,20 @@ function limitBuffered(socket: WebSocket, maxBytes: number, log: FastifyBaseLogg
     log.warn({ bufferedBytes: socket.bufferedAmount }, 'socket closed: the client does not read what it is sent')
     socket.close(Errors.SLOW_CONSUMER.closeCode, 'SLOW_CONSUMER')
   }) as WebSocket['send']
+}
+
+/**
+ * @fastify/websocket keeps the upgrade's HTTP request and reply alive for as
+ * long as the socket is open: its 'error' listener closes over them, and the
+ * HTTP response it routed the upgrade with stays attached to the TCP
+ * connection. Neither is used once the socket is served (its errors are
+ * logged by our own listener, and ws closes a socket that errs), so both are
+ * let go: about 2 KB of heap per open socket.
+ */
+function releaseUpgrade(socket: WebSocket, req: FastifyRequest): void {
+  socket.removeAllListeners('error')
+  const tcp = req.raw.socket as Socket & { _httpMessage?: { detachSocket?(socket: Socket): void } | null }
+  tcp._httpMessage?.detachSocket?.(tcp)
 }
 
 /** Waits for `work` at most `ms`; true when it finished in time. */
