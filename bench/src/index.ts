@@ -246,13 +246,27 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     const chats = Math.min(options.idleChats, maxChats)
     if (chats < options.idleChats) log(`idle: ${options.idleChats} chats need ${options.idleChats * 2 + 256} open files, the limit is ${limit}: running ${chats}`)
     for (const heartbeatMs of options.idleHeartbeatsMs) {
-      const result = await idleScenario({ chats, heartbeatMs, cpuWindowSeconds: options.idleCpuSeconds, quietWaitMs: options.quietWaitMs, pin: options.pin, ...(onProgress ? { onProgress } : {}) })
+      const result = await idleScenario({
+        chats,
+        heartbeatMs,
+        cpuWindowSeconds: options.idleCpuSeconds,
+        quietWaitMs: options.quietWaitMs,
+        pin: options.pin,
+        ...(options.oursRoot ? { oursRoot: options.oursRoot } : {}),
+        ...(onProgress ? { onProgress } : {}),
+      })
       log(`idle: ${result.sockets} sockets, heartbeat ${heartbeatMs} ms: RSS ${result.rssPerSocket} B/socket, heap ${result.heapPerSocket} B/socket, server CPU ${result.serverCpuPercent}%`)
       results.idle.push(result)
     }
   }
   if (options.scenarios.includes('fanout')) {
-    const result = await fanoutScenario({ agents: options.fanoutAgents, visitors: options.fanoutVisitors, pin: options.pin, ...(onProgress ? { onProgress } : {}) })
+    const result = await fanoutScenario({
+      agents: options.fanoutAgents,
+      visitors: options.fanoutVisitors,
+      pin: options.pin,
+      ...(options.oursRoot ? { oursRoot: options.oursRoot } : {}),
+      ...(onProgress ? { onProgress } : {}),
+    })
     log(`fan-out: ${result.agents} agents: Join→UserJoined p99 ${result.joinToLastAgentMs.p99} ms, JoinUser→RemoveUser p99 ${result.claimToLastAgentMs.p99} ms`)
     results.fanout = result
   }

@@ -97,6 +97,8 @@ export async function idleScenario(opts: {
   cpuWindowSeconds: number
   quietWaitMs: number
   pin: boolean
+  /** Our services from another checkout (`--ours-root`). */
+  oursRoot?: string
   onProgress?: (text: string, fraction: number) => void
 }): Promise<IdleResult> {
   const progress = opts.onProgress ?? (() => {})
@@ -110,6 +112,7 @@ export async function idleScenario(opts: {
         redisUrl: redis.url,
         gcOnSignal: true,
         env: { HEARTBEAT_INTERVAL_MS: String(opts.heartbeatMs) },
+        ...(opts.oursRoot ? { root: opts.oursRoot } : {}),
       }),
     )
     // Warm the server's code paths with one chat so the baseline holds them.
@@ -195,6 +198,8 @@ export async function fanoutScenario(opts: {
   agents: number
   visitors: number
   pin: boolean
+  /** Our services from another checkout (`--ours-root`). */
+  oursRoot?: string
   onProgress?: (text: string, fraction: number) => void
 }): Promise<FanoutResult> {
   const progress = opts.onProgress ?? (() => {})
@@ -202,8 +207,9 @@ export async function fanoutScenario(opts: {
   const sockets: WebSocket[] = []
   try {
     const redis = procs.add(await startRedis(opts.pin))
-    const chatServer = procs.add(await startService('chat-server', { pin: opts.pin, redisUrl: redis.url }))
-    const subscriber = procs.add(await startService('subscriber', { pin: opts.pin, redisUrl: redis.url }))
+    const root = opts.oursRoot ? { root: opts.oursRoot } : {}
+    const chatServer = procs.add(await startService('chat-server', { pin: opts.pin, redisUrl: redis.url, ...root }))
+    const subscriber = procs.add(await startService('subscriber', { pin: opts.pin, redisUrl: redis.url, ...root }))
     progress(`fan-out: connecting ${opts.agents} agents`, 0)
     // What each agent is waiting for; the last one to see it resolves the round.
     let expect: { frameType: string; userId: string; remaining: number; lastAt: number; done: () => void } | undefined
