@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import { Errors, PING, ProtocolError, SUBPROTOCOL_V2, encode, isPong, type ErrorCode, type ErrorSpec, type FrameParser } from '@switchboard/protocol'
+import { Errors, PING, PONGS, ProtocolError, SUBPROTOCOL_V2, encode, type ErrorCode, type ErrorSpec, type FrameParser } from '@switchboard/protocol'
 import { isRedisUnavailable } from '@switchboard/domain'
 import { TokenBucket } from './token-bucket.js'
 import { sendHttpError } from './http-errors.js'
@@ -61,6 +61,29 @@ const MIN_HEARTBEAT_TICK_MS = 5
 /** `ping`, encoded once: every heartbeat sends these same bytes, as a text frame. */
 const PING_FRAME = Buffer.from(PING)
 const TEXT_FRAME = { binary: false } as const
+/** The whole WebSocket frame of `ping` as a server sends it: FIN + text opcode, unmasked, its length, the text. */
+const PING_WIRE = Buffer.concat([Buffer.from([0x81, PING_FRAME.length]), PING_FRAME])
+/** The pongs as bytes, so a pong is recognised without decoding it. */
+const PONG_BYTES = Object.values(PONGS).map((pong) => Buffer.from(pong))
+
+/**
+ * Sends `ping`: its frame's bytes are written straight to the TCP connection,
+ * the same bytes ws would write, without building a frame per socket (ws
+ * writes every frame whole, so this cannot land inside another). Not counted
+ * as a frame sent, as before. Through ws when there is no connection to write to.
+ */
+function sendPing(socket: WebSocket): void {
+  const tcp = (socket as unknown as { _socket?: Socket | null })._socket
+  if (tcp?.writable) tcp.write(PING_WIRE)
+  else socket.send(PING_FRAME, TEXT_FRAME)
+}
+
+/** True for `pong:user` / `pong:support`, read from the frame's bytes. */
+function isPongFrame(data: unknown): boolean {
+  if (!Buffer.isBuffer(data)) return false
+  for (const pong of PONG_BYTES) if (data.length === pong.length && data.equals(pong)) return true
+  return false
+}
 
 /**
  * How many slots the sockets are spread over so that a tick pings 1/S of
@@ -179,14 +202,15 @@ export const socketsPlugin = fp(
       const slot = slots[tick]!
       tick = (tick + 1) % slots.length
       const now = Date.now()
-      for (const [socket, state] of slot) {
+      // forEach, not for…of with [socket, state]: no entry array per socket per tick.
+      slot.forEach((state, socket) => {
         if (now - state.lastSeen >= opts.idleTimeoutMs) {
           socket.close(Errors.IDLE_TIMEOUT.closeCode, 'idle timeout')
           slot.delete(socket)
         } else if (socket.readyState === socket.OPEN) {
-          socket.send(PING_FRAME, TEXT_FRAME)
+          sendPing(socket)
         }
-      }
+      })
     }, opts.heartbeatIntervalMs / slots.length)
     heartbeat.unref()
     app.addHook('onClose', async () => clearInterval(heartbeat))
@@ -238,9 +262,9 @@ export const socketsPlugin = fp(
 
       socket.on('message', (data, isBinary) => {
         state.lastSeen = Date.now()
-        const text = isBinary ? '' : data.toString()
         // Pongs answer our own pings: they cost nothing and are not rate-limited.
-        if (isPong(text)) return
+        if (!isBinary && isPongFrame(data)) return
+        const text = isBinary ? '' : data.toString()
         if (draining) {
           // Not read, and said so: the sender knows this frame did nothing (a v2 client re-sends it after reconnecting).
           sendError(socket, 'SHUTTING_DOWN')

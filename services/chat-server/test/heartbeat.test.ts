@@ -1,6 +1,7 @@
 import t from 'tap'
 import { WebSocket } from 'ws'
-import { startStack, TestSocket } from '@switchboard/testing'
+import { once } from 'node:events'
+import { Opcode, rawConnect, startStack, TestSocket } from '@switchboard/testing'
 
 const HEARTBEAT_INTERVAL_MS = 50
 const IDLE_TIMEOUT_MS = 300
@@ -39,6 +40,22 @@ t.test('heartbeat and idle close on /chat/{chatId}', async (t) => {
     const span = pings[3]!.at - start
     t.ok(span >= 3 * HEARTBEAT_INTERVAL_MS - 5, `4 pings after ${span} ms`)
     t.ok(span < 40 * HEARTBEAT_INTERVAL_MS, `4 pings within ${40 * HEARTBEAT_INTERVAL_MS} ms (took ${span})`)
+  })
+
+  await t.test('each ping is one whole, unmasked text frame: the bytes 81 04 "ping"', async (t) => {
+    const visitor = await stack.joinVisitor('Nika')
+    const raw = await rawConnect(`${ws}/chat/${visitor.chatId}`)
+    t.teardown(() => raw.destroy())
+    while (raw.pings < 3) await once(raw.socket, 'data')
+    const pings = raw.frames.filter((f) => f.payload.toString() === 'ping')
+    t.ok(pings.length >= 3, `${pings.length} pings`)
+    for (const f of pings) t.same(f, { fin: true, rsv1: false, rsv2: false, rsv3: false, opcode: Opcode.TEXT, masked: false, payload: Buffer.from('ping') })
+    t.same(raw.serverErrors, [], 'nothing malformed on the wire')
+    // Pongs between pings change nothing: the pings keep coming, and nothing else does.
+    await raw.sendText('pong:user')
+    const seen = raw.pings
+    while (raw.pings < seen + 2) await once(raw.socket, 'data')
+    t.same(raw.messages, [], 'no answer to a pong')
   })
 
   await t.test('a silent client is closed with 4408; one that answers pong stays open', async (t) => {
