@@ -235,7 +235,8 @@ export interface StoredMessage {
   local?: string
   /** The message as stored: the seed-004 args with seq and messageId appended (see storedToV1). */
   stored: string
-  message: ChatMessageV2
+  /** The stored message, parsed (on each read). */
+  readonly message: ChatMessageV2
   /** True when clientMessageId had been stored before: nothing new was stored or announced. */
   duplicate: boolean
 }
@@ -281,7 +282,14 @@ export async function appendMessage(redis: Redis, input: NewMessage, opts: Appen
   )
   if (Array.isArray(result)) {
     const [outcome, stored, local] = result
-    const appended: StoredMessage = { stored, message: JSON.parse(stored) as ChatMessageV2, duplicate: outcome === 'dup' }
+    const appended: StoredMessage = {
+      stored,
+      // Parsed only when asked for (a v2 Ack); a seed-004 message never needs it.
+      get message() {
+        return JSON.parse(stored) as ChatMessageV2
+      },
+      duplicate: outcome === 'dup',
+    }
     if (local !== undefined) appended.local = local
     return appended
   }

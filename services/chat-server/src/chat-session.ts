@@ -263,7 +263,7 @@ export class ChatSession {
       }
       // The echo arrives through the chat channel, after the message is stored.
       const stored = this.app.metrics.storeSeconds.startTimer()
-      const { message, duplicate, local } = await appendMessage(
+      const appended = await appendMessage(
         this.app.redis.commands,
         {
           chatId: this.chatId,
@@ -277,10 +277,11 @@ export class ChatSession {
         this.opts,
       ).finally(() => stored())
       // Only this instance holds the chat: the message was not published, and its sockets here get it now.
-      if (local !== undefined) this.app.chatChannels.deliverLocally(this.chatId, local)
-      if (!duplicate) this.app.metrics.messagesStored.inc()
+      if (appended.local !== undefined) this.app.chatChannels.deliverLocally(this.chatId, appended.local)
+      if (!appended.duplicate) this.app.metrics.messagesStored.inc()
       if (clientMessageId !== undefined) {
-        this.#send(encodeV2.ack({ clientMessageId, messageId: message.messageId, seq: message.seq, timestamp: message.timestamp }))
+        const { messageId, seq, timestamp } = appended.message
+        this.#send(encodeV2.ack({ clientMessageId, messageId, seq, timestamp }))
       }
     } catch (err) {
       if (clientMessageId === undefined) throw err
