@@ -100,9 +100,6 @@ export type QueueClientFrame =
 export const PING = 'ping'
 /** Text frames a client answers `ping` with. */
 export const PONGS = { User: 'pong:user', Support: 'pong:support' } as const
-export function isPong(text: string): boolean {
-  return text === PONGS.User || text === PONGS.Support
-}
 
 // ---------------------------------------------------------------- server → client
 

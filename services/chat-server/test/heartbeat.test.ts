@@ -56,6 +56,12 @@ t.test('heartbeat and idle close on /chat/{chatId}', async (t) => {
     const seen = raw.pings
     while (raw.pings < seen + 2) await once(raw.socket, 'data')
     t.same(raw.messages, [], 'no answer to a pong')
+    // Only the exact pongs are pongs: anything else is read as a frame, and refused as one.
+    const almost = { pong: 'INVALID_JSON', 'pong:User': 'INVALID_JSON', ' pong:user': 'INVALID_JSON', 'pong:user\n': 'INVALID_JSON', '"pong:user"': 'INVALID_FRAME' }
+    for (const [text, code] of Object.entries(almost)) {
+      await raw.sendText(text)
+      t.equal((await raw.nextJson()).json.args.code, code, JSON.stringify(text))
+    }
   })
 
   await t.test('a silent client is closed with 4408; one that answers pong stays open', async (t) => {
