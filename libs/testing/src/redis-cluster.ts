@@ -54,5 +54,31 @@ export async function startRedisCluster(t: Teardown, masters = 3, replicas = 0):
       client.disconnect()
     }
   }
+  // Every replica must be in place and synced before anything is written: a node
+  // that becomes a replica only after the check above (redis-cli assigns them
+  // as it goes), or is still in its first sync, holds nothing, and a failover
+  // would promote it empty. Bounded.
+  if (replicas > 0) {
+    const clients = await Promise.all(
+      nodes.map(async (node) => {
+        const client = new Redis(node.url, { lazyConnect: true })
+        client.on('error', () => {})
+        await client.connect()
+        return client
+      }),
+    )
+    try {
+      for (let i = 0; ; i++) {
+        const infos = await Promise.all(clients.map((c) => c.info('replication') as Promise<string>))
+        const syncedReplicas = infos.filter((r) => r.includes('role:slave') && r.includes('master_link_status:up')).length
+        const onlineOnMasters = infos.reduce((n, r) => n + (r.includes('role:master') ? (r.match(/state=online/g) ?? []).length : 0), 0)
+        if (syncedReplicas === masters * replicas && onlineOnMasters === masters * replicas) break
+        if (i >= 400) throw new Error(`the replicas did not sync: ${syncedReplicas} of ${masters * replicas} synced, ${onlineOnMasters} online`)
+        await delay(25)
+      }
+    } finally {
+      for (const c of clients) c.disconnect()
+    }
+  }
   return { nodes, nodesEnv: addresses.join(',') }
 }
