@@ -47,6 +47,11 @@ export function parseMetrics(text: string): Scrape {
   }
 }
 
+/** How far each series moved between two scrapes. */
+export function metricsDelta(before: Scrape, after: Scrape): (name: string, labels?: Record<string, string>) => number {
+  return (name, labels) => after.value(name, labels) - before.value(name, labels)
+}
+
 /** GET `${base}/metrics`, parsed; throws unless it answers 200 in Prometheus text format. */
 export async function scrapeMetrics(base: string): Promise<Scrape> {
   const res = await fetch(`${base}/metrics`)

@@ -35,50 +35,31 @@ export async function startRedisCluster(t: Teardown, masters = 3, replicas = 0):
   }
   const addresses = nodes.map((n) => `127.0.0.1:${n.port}`)
   await run('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', String(replicas), '--cluster-yes'])
-  // Slots are assigned; the nodes agree on it shortly after (gossip). Bounded.
-  for (const node of nodes) {
-    const client = new Redis(node.url, { lazyConnect: true })
-    client.on('error', () => {})
-    await client.connect()
-    try {
-      for (let i = 0; ; i++) {
-        const info = (await client.call('CLUSTER', 'INFO')) as string
-        // A replica also has to have synced with its master.
-        const replication = (await client.info('replication')) as string
-        const synced = !replication.includes('role:slave') || replication.includes('master_link_status:up')
-        if (info.includes('cluster_state:ok') && synced) break
-        if (i >= 200) throw new Error(`the cluster did not come up: ${info}`)
-        await delay(25)
-      }
-    } finally {
-      client.disconnect()
+  // Slots are assigned; the nodes agree on it shortly after (gossip). Every
+  // replica must also be in place and synced before anything is written: a
+  // node that becomes a replica only after a first look (redis-cli assigns
+  // them as it goes), or is still in its first sync, holds nothing, and a
+  // failover would promote it empty. Bounded.
+  const clients = await Promise.all(
+    nodes.map(async (node) => {
+      const client = new Redis(node.url, { lazyConnect: true })
+      client.on('error', () => {})
+      await client.connect()
+      return client
+    }),
+  )
+  try {
+    for (let i = 0; ; i++) {
+      const infos = await Promise.all(clients.map(async (c) => ({ cluster: (await c.call('CLUSTER', 'INFO')) as string, replication: await c.info('replication') })))
+      const clusterOk = infos.every((info) => info.cluster.includes('cluster_state:ok'))
+      const syncedReplicas = infos.filter(({ replication: r }) => r.includes('role:slave') && r.includes('master_link_status:up')).length
+      const onlineOnMasters = infos.reduce((n, { replication: r }) => n + (r.includes('role:master') ? (r.match(/state=online/g) ?? []).length : 0), 0)
+      if (clusterOk && syncedReplicas === masters * replicas && onlineOnMasters === masters * replicas) break
+      if (i >= 400) throw new Error(`the cluster did not come up: state ok ${clusterOk}, ${syncedReplicas} of ${masters * replicas} replicas synced, ${onlineOnMasters} online`)
+      await delay(25)
     }
-  }
-  // Every replica must be in place and synced before anything is written: a node
-  // that becomes a replica only after the check above (redis-cli assigns them
-  // as it goes), or is still in its first sync, holds nothing, and a failover
-  // would promote it empty. Bounded.
-  if (replicas > 0) {
-    const clients = await Promise.all(
-      nodes.map(async (node) => {
-        const client = new Redis(node.url, { lazyConnect: true })
-        client.on('error', () => {})
-        await client.connect()
-        return client
-      }),
-    )
-    try {
-      for (let i = 0; ; i++) {
-        const infos = await Promise.all(clients.map((c) => c.info('replication') as Promise<string>))
-        const syncedReplicas = infos.filter((r) => r.includes('role:slave') && r.includes('master_link_status:up')).length
-        const onlineOnMasters = infos.reduce((n, r) => n + (r.includes('role:master') ? (r.match(/state=online/g) ?? []).length : 0), 0)
-        if (syncedReplicas === masters * replicas && onlineOnMasters === masters * replicas) break
-        if (i >= 400) throw new Error(`the replicas did not sync: ${syncedReplicas} of ${masters * replicas} synced, ${onlineOnMasters} online`)
-        await delay(25)
-      }
-    } finally {
-      for (const c of clients) c.disconnect()
-    }
+  } finally {
+    for (const c of clients) c.disconnect()
   }
   return { nodes, nodesEnv: addresses.join(',') }
 }

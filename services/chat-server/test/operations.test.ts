@@ -1,7 +1,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { Errors } from '@switchboard/protocol'
-import { rawConnect, redisReady, scrapeMetrics, startRedis, startStack, type Scrape } from '@switchboard/testing'
+import { rawConnect, redisReady, metricsDelta, scrapeMetrics, startRedis, startStack } from '@switchboard/testing'
 
 async function get(url: string): Promise<{ status: number; body: any }> {
   const res = await fetch(url)
@@ -32,7 +32,7 @@ t.test('/health is the process, /ready is Redis: an outage turns /ready 503 and 
   t.same(await get(`${chat.http}/ready`), { status: 200, body: { status: 'ok', redis: 'up' } }, '/ready 200 again')
   const after = await scrapeMetrics(chat.http)
   for (const connection of ['commands', 'subscriber']) {
-    const moved = after.value('switchboard_redis_reconnects_total', { connection }) - before.value('switchboard_redis_reconnects_total', { connection })
+    const moved = metricsDelta(before, after)('switchboard_redis_reconnects_total', { connection })
     t.ok(moved >= 1, `${connection} reconnects counted (${moved})`)
   }
   t.equal(after.value('switchboard_queue_length'), 0, 'queue length read again')
@@ -57,10 +57,6 @@ t.test('/ready is 503 once the app is closing, while sockets are still being clo
   await closing
 })
 
-/** How far each series moved between two scrapes. */
-function delta(before: Scrape, after: Scrape) {
-  return (name: string, labels?: Record<string, string>) => after.value(name, labels) - before.value(name, labels)
-}
 
 t.test('metrics move by exactly what a known conversation does', async (t) => {
   const stack = await startStack(t)
@@ -108,7 +104,7 @@ t.test('metrics move by exactly what a known conversation does', async (t) => {
 
   const after = await scrapeMetrics(chat.http)
   t.same(after.malformed, [], 'the exposition parses')
-  const d = delta(before, after)
+  const d = metricsDelta(before, after)
   t.equal(d('switchboard_messages_stored_total'), 3, 'three messages stored')
   t.equal(d('switchboard_store_duration_seconds_count'), 3, 'three stores timed')
   t.ok(d('switchboard_store_duration_seconds_sum') > 0, 'taking some time')

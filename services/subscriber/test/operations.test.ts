@@ -1,5 +1,5 @@
 import t from 'tap'
-import { scrapeMetrics, startStack } from '@switchboard/testing'
+import { metricsDelta, scrapeMetrics, startStack } from '@switchboard/testing'
 
 t.test('metrics move by exactly what agents do: Load, a claim, a claim too late', async (t) => {
   const stack = await startStack(t)
@@ -26,7 +26,7 @@ t.test('metrics move by exactly what agents do: Load, a claim, a claim too late'
 
   const after = await scrapeMetrics(sub.http)
   t.same(after.malformed, [], 'the exposition parses')
-  const d = (name: string, labels?: Record<string, string>) => after.value(name, labels) - before.value(name, labels)
+  const d = metricsDelta(before, after)
   t.equal(d('switchboard_claim_duration_seconds_count'), 2, 'both claim attempts timed')
   t.ok(d('switchboard_claim_duration_seconds_sum') > 0)
   t.equal(d('switchboard_frames_in_total', { type: 'Load' }), 1, 'Load in')
