@@ -49,6 +49,17 @@ function outgoingType(text: string): string {
   return frameTypeLabel(text.slice(TYPE_PREFIX.length, text.indexOf('"', TYPE_PREFIX.length)))
 }
 
+interface SocketLabels {
+  readonly socket: SocketKind
+  readonly role: SocketRole
+}
+const socketLabels = (socket: SocketKind): Record<SocketRole, SocketLabels> => ({
+  visitor: Object.freeze({ socket, role: 'visitor' }),
+  agent: Object.freeze({ socket, role: 'agent' }),
+  pending: Object.freeze({ socket, role: 'pending' }),
+})
+const SOCKET_LABELS: Record<SocketKind, Record<SocketRole, SocketLabels>> = { chat: socketLabels('chat'), queue: socketLabels('queue') }
+
 export interface Metrics {
   /** Everything below plus Node's process metrics; what `/metrics` exposes. */
   readonly registry: Registry
@@ -61,15 +72,23 @@ export interface Metrics {
   /** Redis reconnect attempts, per connection (`commands`, `subscriber`). */
   readonly redisReconnects: Counter<'connection'>
   /**
-   * Counts every frame the server sends on this socket, and every error it
-   * reports (an Error frame, or a close with an error's close code: each
-   * error once). Called for every socket as it opens, before any route sees it.
+   * A frame the server sends on this socket: counted by type (strings only:
+   * the heartbeat's ping is not counted), and an Error frame's code as an
+   * error reported. Called by the socket's own `send`, for every socket.
    */
-  watchSocket(socket: WebSocket): void
-  /** The socket is served as `kind`: counted as open until it closes. */
+  frameSent(socket: WebSocket, data: unknown): void
+  /**
+   * The server closes this socket with `code`: counted as an error when the
+   * code (or the reason) names one and it was not reported on this socket
+   * already by an Error frame (each error once). Called by the socket's own `close`.
+   */
+  socketClosing(socket: WebSocket, code: number | undefined, reason: unknown): void
+  /** The socket is served as `kind`: counted as open until `socketClosed`. */
   socketServed(socket: WebSocket, kind: SocketKind, role: SocketRole): void
   /** The socket now speaks for `role` (a chat socket's Join was answered). */
   socketRole(socket: WebSocket, role: SocketRole): void
+  /** A served socket closed. */
+  socketClosed(socket: WebSocket): void
   /** A frame received: its type if it parsed, else `other`. */
   frameIn(type: unknown): void
 }
@@ -141,54 +160,48 @@ export const metricsPlugin = fp(
       },
     })
 
-    const served = new WeakMap<WebSocket, { socket: SocketKind; role: SocketRole }>()
+    /** The open-sockets gauge's labels of each served socket (one shared object per pair: nothing per socket but the entry). */
+    const served = new WeakMap<WebSocket, SocketLabels>()
+    /** The last error reported on a socket, so a close that follows its Error frame is not counted twice. */
+    const reported = new WeakMap<WebSocket, string>()
+    const report = (socket: WebSocket, code: string) => {
+      errors.inc({ code })
+      reported.set(socket, code)
+    }
     const metrics: Metrics = {
       registry,
       messagesStored,
       storeSeconds,
       claimSeconds,
       redisReconnects,
-      watchSocket(socket) {
-        // The last error reported on this socket, so a close that follows its Error frame is not counted twice.
-        let reported: ErrorCode | undefined
-        const report = (code: string) => {
-          errors.inc({ code })
-          reported = code as ErrorCode
-        }
-        const send = socket.send.bind(socket) as (data: unknown, ...rest: unknown[]) => void
-        socket.send = ((data: unknown, ...rest: unknown[]) => {
-          // Strings only: the heartbeat's ping is a shared Buffer and is not counted.
-          if (typeof data === 'string') {
-            framesOut.inc({ type: outgoingType(data) })
-            if (data.startsWith(ERROR_PREFIX)) report(errorCodeLabel(data.slice(ERROR_PREFIX.length, data.indexOf('"', ERROR_PREFIX.length))))
-          }
-          send(data, ...rest)
-        }) as WebSocket['send']
-        const close = socket.close.bind(socket)
-        socket.close = ((code?: number, reason?: string | Buffer) => {
-          if (socket.readyState === socket.OPEN && code !== undefined) {
-            const named = typeof reason === 'string' && Object.hasOwn(Errors, reason) ? (reason as ErrorCode) : ERROR_OF_CLOSE_CODE.get(code)
-            if (named !== undefined && named !== reported) report(named)
-          }
-          close(code, reason)
-        }) as WebSocket['close']
+      frameSent(socket, data) {
+        if (typeof data !== 'string') return
+        framesOut.inc({ type: outgoingType(data) })
+        if (data.startsWith(ERROR_PREFIX)) report(socket, errorCodeLabel(data.slice(ERROR_PREFIX.length, data.indexOf('"', ERROR_PREFIX.length))))
+      },
+      socketClosing(socket, code, reason) {
+        if (socket.readyState !== socket.OPEN || code === undefined) return
+        const named = typeof reason === 'string' && Object.hasOwn(Errors, reason) ? (reason as ErrorCode) : ERROR_OF_CLOSE_CODE.get(code)
+        if (named !== undefined && named !== reported.get(socket)) report(socket, named)
       },
       socketServed(socket, kind, role) {
-        const labels = { socket: kind, role }
+        const labels = SOCKET_LABELS[kind][role]
         served.set(socket, labels)
         socketsOpen.inc(labels)
-        socket.once('close', () => {
-          socketsOpen.dec(served.get(socket) ?? labels)
-          served.delete(socket)
-        })
       },
       socketRole(socket, role) {
         const labels = served.get(socket)
         if (labels === undefined || labels.role === role || socket.readyState !== socket.OPEN) return
         socketsOpen.dec(labels)
-        const next = { socket: labels.socket, role }
+        const next = SOCKET_LABELS[labels.socket][role]
         served.set(socket, next)
         socketsOpen.inc(next)
+      },
+      socketClosed(socket) {
+        const labels = served.get(socket)
+        if (labels === undefined) return
+        socketsOpen.dec(labels)
+        served.delete(socket)
       },
       frameIn(type) {
         framesIn.inc({ type: frameTypeLabel(type) })

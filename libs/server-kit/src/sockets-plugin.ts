@@ -2,12 +2,13 @@ import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
-import type { WebSocket } from 'ws'
+import { WebSocket, type RawData } from 'ws'
 import { Errors, PING, PONGS, ProtocolError, SUBPROTOCOL_V2, encode, type ErrorCode, type ErrorSpec, type FrameParser } from '@switchboard/protocol'
 import { isRedisUnavailable } from '@switchboard/domain'
 import { TokenBucket } from './token-bucket.js'
 import { sendHttpError } from './http-errors.js'
 import type { SocketKind } from './metrics-plugin.js'
+import { SocketLogger } from './socket-logger.js'
 
 export interface SocketsPluginOptions {
   /** How often every socket gets `ping`. */
@@ -32,12 +33,16 @@ export interface SocketsPluginOptions {
   closeTimeoutMs?: number
 }
 
+/**
+ * What serves one socket. Its methods are called as methods (`handlers.onFrame(frame)`),
+ * so a session object can be its own handlers, with no closures per socket.
+ */
 export interface FrameHandlers<Frame> {
   /** Which socket this is, for the open-sockets gauge: a queue socket is an agent's, a chat socket's role is known once it joins. */
-  kind: SocketKind
-  parser: FrameParser<Frame>
-  /** Logger for this socket (e.g. a child carrying chatId); defaults to the request's. */
-  log?: FastifyBaseLogger
+  readonly kind: SocketKind
+  readonly parser: FrameParser<Frame>
+  /** Logger for this socket (e.g. one carrying chatId); defaults to the app's logger with the request's reqId. */
+  readonly log?: FastifyBaseLogger
   /** Handles one valid frame. Frames of one socket are handled one at a time, in order. */
   onFrame(frame: Frame): Promise<void> | void
   /**
@@ -48,10 +53,30 @@ export interface FrameHandlers<Frame> {
   onClose?(): void
 }
 
-interface Tracked {
-  lastSeen: number
-  /** The heartbeat slot this socket is pinged in, fixed when it is served. */
-  slot: number
+const SETTLED: Promise<void> = Promise.resolve()
+
+/**
+ * What the plugin keeps per served socket, in one object: the socket's
+ * listeners are the plugin's own functions, shared by every socket (they
+ * find this through the socket), so an open socket costs no closures.
+ */
+class Served {
+  lastSeen = Date.now()
+  /** Frames of this socket, handled strictly in order: a ChatMessage sent right after Join must see the Join done. */
+  chain: Promise<void> = SETTLED
+  constructor(
+    readonly socket: AppWebSocket,
+    readonly handlers: FrameHandlers<unknown>,
+    readonly log: FastifyBaseLogger,
+    /** The heartbeat slot this socket is pinged in, fixed when it is served. */
+    readonly slot: number,
+    readonly bucket: TokenBucket,
+  ) {}
+}
+
+/** The WebSocket class of the app's ws server (made per app: its send and close report to that app's metrics). */
+interface AppWebSocket extends WebSocket {
+  served: Served | undefined
 }
 
 /** At most this many heartbeat slots: each tick of the one timer pings one slot. */
@@ -116,7 +141,7 @@ export function sendError(socket: WebSocket, code: ErrorCode, message: string = 
 export const socketsPlugin = fp(
   async function socketsPlugin(app: FastifyInstance, opts: SocketsPluginOptions) {
     /** The served sockets, by heartbeat slot. */
-    const slots = Array.from({ length: heartbeatSlots(opts.heartbeatIntervalMs) }, () => new Map<WebSocket, Tracked>())
+    const slots = Array.from({ length: heartbeatSlots(opts.heartbeatIntervalMs) }, () => new Set<Served>())
     let nextSlot = 0
     const socketCount = () => slots.reduce((n, slot) => n + slot.size, 0)
     const perIp = new Map<string, number>()
@@ -124,9 +149,123 @@ export const socketsPlugin = fp(
     const busy = new Set<Promise<void>>()
     /** Shutting down: no frame is read any more. */
     let draining = false
+    const metrics = app.metrics
+
+    /**
+     * Every socket of this app's ws server is one of these. Frames sent and
+     * errors reported are counted here, and every send first checks what is
+     * still waiting to go out: a client that stops reading makes
+     * `bufferedAmount` grow with every frame, and past `maxBufferedBytes` the
+     * frame is dropped and the socket closed with 1013 (SLOW_CONSUMER)
+     * instead. The close frame queues behind the unread bytes; ws destroys
+     * the connection if the client does not answer it within 30 s, and
+     * nothing more is queued meanwhile. A client that catches up reconnects
+     * (v2 resumes after its last seq; v1 gets the history again). Methods
+     * of the class, not wrappers per socket: nothing per socket but `served`.
+     */
+    class ServedWebSocket extends WebSocket implements AppWebSocket {
+      served: Served | undefined = undefined
+
+      override send(data: unknown, options?: unknown, cb?: unknown): void {
+        if (this.bufferedAmount > opts.maxBufferedBytes) {
+          if (this.readyState !== this.OPEN) return
+          ;(this.served?.log ?? app.log).warn({ bufferedBytes: this.bufferedAmount }, 'socket closed: the client does not read what it is sent')
+          this.close(Errors.SLOW_CONSUMER.closeCode, 'SLOW_CONSUMER')
+          return
+        }
+        metrics.frameSent(this, data)
+        ;(super.send as (data: unknown, options?: unknown, cb?: unknown) => void)(data, options, cb)
+      }
+
+      override close(code?: number, reason?: string | Buffer): void {
+        metrics.socketClosing(this, code, reason)
+        super.close(code, reason)
+      }
+    }
+
+    // The socket's listeners: one function each for every socket (`this` is the socket).
+    function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+      const served = (this as AppWebSocket).served!
+      served.lastSeen = Date.now()
+      // Pongs answer our own pings: they cost nothing and are not rate-limited.
+      if (!isBinary && isPongFrame(data)) return
+      if (draining) {
+        // Not read, and said so: the sender knows this frame did nothing (a v2 client re-sends it after reconnecting).
+        sendError(this, 'SHUTTING_DOWN')
+        return
+      }
+      if (!served.bucket.take()) {
+        metrics.frameIn(undefined)
+        if (served.bucket.refusedInRow >= opts.rateCloseAfter) {
+          served.log.warn('socket closed for flooding')
+          sendError(this, 'FLOODING')
+          this.close(Errors.FLOODING.closeCode, 'FLOODING')
+        } else {
+          // Answered in turn, like every frame; the queue stays bounded since
+          // the socket is closed after RATE_LIMIT_CLOSE_AFTER refusals in a row.
+          enqueue(served, () => sendError(served.socket, 'RATE_LIMITED'))
+        }
+        return
+      }
+      if (isBinary) {
+        metrics.frameIn(undefined)
+        // Answered in turn, after the frames before it.
+        enqueue(served, () => sendError(served.socket, 'BINARY_NOT_SUPPORTED'))
+        return
+      }
+      const text = data.toString()
+      enqueue(served, async () => {
+        if (served.socket.readyState !== WebSocket.OPEN) return
+        let frame: unknown
+        try {
+          frame = served.handlers.parser.parse(text)
+        } catch (err) {
+          metrics.frameIn(undefined)
+          throw err
+        }
+        metrics.frameIn((frame as { type?: unknown }).type)
+        await served.handlers.onFrame(frame)
+      })
+    }
+
+    function onClose(this: WebSocket): void {
+      const served = (this as AppWebSocket).served!
+      slots[served.slot]!.delete(served)
+      metrics.socketClosed(this)
+      served.handlers.onClose?.()
+    }
+
+    function onError(this: WebSocket, err: Error): void {
+      ;(this as AppWebSocket).served!.log.debug({ err: err.message }, 'socket error')
+    }
+
+    /** Runs `work` after the socket's frames before it; its errors answer the client. */
+    function enqueue(served: Served, work: () => Promise<void> | void): void {
+      const done = (served.chain = served.chain.then(work).catch((err: unknown) => fail(served, err)))
+      busy.add(done)
+      const settled = () => void busy.delete(done)
+      done.then(settled, settled)
+    }
+
+    function fail(served: Served, err: unknown): void {
+      const socket = served.socket
+      if (err instanceof ProtocolError) {
+        const spec: ErrorSpec = Errors[err.code]
+        sendError(socket, err.code, err.message)
+        if (spec.closeCode !== undefined) socket.close(spec.closeCode, err.code)
+      } else if (isRedisUnavailable(err)) {
+        served.log.warn({ err: (err as Error).message }, 'redis unavailable while handling a frame')
+        sendError(socket, 'STORE_UNAVAILABLE')
+      } else {
+        served.log.error({ err }, 'unexpected error while handling a frame')
+        sendError(socket, 'INTERNAL_ERROR')
+      }
+    }
 
     await app.register(websocket, {
       options: {
+        // ws makes every socket of this server one of ours (its types want the module's whole export).
+        WebSocket: ServedWebSocket as never,
         maxPayload: opts.maxFrameBytes,
         perMessageDeflate: false,
         // Protocol v2 is opt-in: selected only when the client offers it.
@@ -167,13 +306,21 @@ export const socketsPlugin = fp(
       },
     })
     const connections = new Set<Socket>()
+    /** The address a connection's upgrade was counted under, until the connection closes. */
+    const countedIp = new WeakMap<Socket, string>()
+    // One listener function for every connection (`this` is the connection).
+    function onConnectionClose(this: Socket): void {
+      connections.delete(this)
+      const ip = countedIp.get(this)
+      if (ip === undefined) return
+      const left = (perIp.get(ip) ?? 1) - 1
+      if (left > 0) perIp.set(ip, left)
+      else perIp.delete(ip)
+    }
     app.server.on('connection', (connection: Socket) => {
       connections.add(connection)
-      connection.once('close', () => connections.delete(connection))
+      connection.on('close', onConnectionClose)
     })
-
-    // Every socket, before its route sees it: frames sent and errors are counted at the socket.
-    app.websocketServer.on('connection', (socket: WebSocket) => app.metrics.watchSocket(socket))
 
     // After @fastify/websocket's own hook, so a refused upgrade's socket is
     // destroyed by it. Counted where checked, and released when the TCP
@@ -185,12 +332,10 @@ export const socketsPlugin = fp(
         req.log.warn('too many sockets from one address')
         return sendHttpError(reply, 'TOO_MANY_CONNECTIONS')
       }
+      // One count per connection: a second upgrade on it (refused by ws) does not count again.
+      if (countedIp.has(req.raw.socket)) return
       perIp.set(ip, (perIp.get(ip) ?? 0) + 1)
-      req.raw.socket.once('close', () => {
-        const left = (perIp.get(ip) ?? 1) - 1
-        if (left > 0) perIp.set(ip, left)
-        else perIp.delete(ip)
-      })
+      countedIp.set(req.raw.socket, ip)
     })
 
     // One timer for every socket, ticking S times per interval: each tick
@@ -202,12 +347,13 @@ export const socketsPlugin = fp(
       const slot = slots[tick]!
       tick = (tick + 1) % slots.length
       const now = Date.now()
-      // forEach, not for…of with [socket, state]: no entry array per socket per tick.
-      slot.forEach((state, socket) => {
-        if (now - state.lastSeen >= opts.idleTimeoutMs) {
+      // forEach, not for…of: no iterator result per socket per tick.
+      slot.forEach((served) => {
+        const socket = served.socket
+        if (now - served.lastSeen >= opts.idleTimeoutMs) {
           socket.close(Errors.IDLE_TIMEOUT.closeCode, 'idle timeout')
-          slot.delete(socket)
-        } else if (socket.readyState === socket.OPEN) {
+          slot.delete(served)
+        } else if (socket.readyState === WebSocket.OPEN) {
           sendPing(socket)
         }
       })
@@ -220,116 +366,28 @@ export const socketsPlugin = fp(
       while (busy.size > 0) await Promise.allSettled(busy)
     }
 
-    app.decorate('serveSocket', function serveSocket<Frame>(socket: WebSocket, req: FastifyRequest, handlers: FrameHandlers<Frame>) {
-      const log = handlers.log ?? req.log
+    app.decorate('serveSocket', function serveSocket<Frame>(ws: WebSocket, req: FastifyRequest, handlers: FrameHandlers<Frame>) {
+      const socket = ws as AppWebSocket
       // An upgrade that was past the router when shutdown began.
       if (draining) {
         socket.close(Errors.SHUTTING_DOWN.closeCode, Errors.SHUTTING_DOWN.message)
         return
       }
-      const state: Tracked = { lastSeen: Date.now(), slot: nextSlot }
+      const log = handlers.log ?? new SocketLogger(app.log, { reqId: req.id })
+      const served = new Served(socket, handlers as FrameHandlers<unknown>, log, nextSlot, new TokenBucket(opts.rateBurst, opts.ratePerSecond))
       nextSlot = (nextSlot + 1) % slots.length
-      slots[state.slot]!.set(socket, state)
-      limitBuffered(socket, opts.maxBufferedBytes, log)
+      socket.served = served
+      slots[served.slot]!.add(served)
       releaseUpgrade(socket, req)
-      app.metrics.socketServed(socket, handlers.kind, handlers.kind === 'queue' ? 'agent' : 'pending')
-      const bucket = new TokenBucket(opts.rateBurst, opts.ratePerSecond)
-
-      const fail = (err: unknown) => {
-        if (err instanceof ProtocolError) {
-          const spec: ErrorSpec = Errors[err.code]
-          sendError(socket, err.code, err.message)
-          if (spec.closeCode !== undefined) socket.close(spec.closeCode, err.code)
-        } else if (isRedisUnavailable(err)) {
-          log.warn({ err: (err as Error).message }, 'redis unavailable while handling a frame')
-          sendError(socket, 'STORE_UNAVAILABLE')
-        } else {
-          log.error({ err }, 'unexpected error while handling a frame')
-          sendError(socket, 'INTERNAL_ERROR')
-        }
-      }
-
-      // Frames of one socket are handled strictly in order: a ChatMessage sent
-      // right after Join must see the Join done.
-      let chain: Promise<void> = Promise.resolve()
-      const enqueue = (work: () => Promise<void> | void) => {
-        const done = (chain = chain.then(work).catch(fail))
-        busy.add(done)
-        const settled = () => void busy.delete(done)
-        done.then(settled, settled)
-      }
-      if (handlers.onOpen) enqueue(handlers.onOpen)
-
-      socket.on('message', (data, isBinary) => {
-        state.lastSeen = Date.now()
-        // Pongs answer our own pings: they cost nothing and are not rate-limited.
-        if (!isBinary && isPongFrame(data)) return
-        const text = isBinary ? '' : data.toString()
-        if (draining) {
-          // Not read, and said so: the sender knows this frame did nothing (a v2 client re-sends it after reconnecting).
-          sendError(socket, 'SHUTTING_DOWN')
-          return
-        }
-        if (!bucket.take()) {
-          app.metrics.frameIn(undefined)
-          if (bucket.refusedInRow >= opts.rateCloseAfter) {
-            log.warn('socket closed for flooding')
-            sendError(socket, 'FLOODING')
-            socket.close(Errors.FLOODING.closeCode, 'FLOODING')
-          } else {
-            // Answered in turn, like every frame; the queue stays bounded since
-            // the socket is closed after RATE_LIMIT_CLOSE_AFTER refusals in a row.
-            enqueue(() => sendError(socket, 'RATE_LIMITED'))
-          }
-          return
-        }
-        if (isBinary) {
-          app.metrics.frameIn(undefined)
-          // Answered in turn, after the frames before it.
-          enqueue(() => sendError(socket, 'BINARY_NOT_SUPPORTED'))
-          return
-        }
-        enqueue(async () => {
-          if (socket.readyState !== socket.OPEN) return
-          let frame: Frame
-          try {
-            frame = handlers.parser.parse(text)
-          } catch (err) {
-            app.metrics.frameIn(undefined)
-            throw err
-          }
-          app.metrics.frameIn((frame as { type?: unknown }).type)
-          await handlers.onFrame(frame)
-        })
-      })
-      socket.on('close', () => {
-        slots[state.slot]!.delete(socket)
-        handlers.onClose?.()
-      })
-      socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'))
+      metrics.socketServed(socket, handlers.kind, handlers.kind === 'queue' ? 'agent' : 'pending')
+      if (handlers.onOpen) enqueue(served, () => served.handlers.onOpen!())
+      socket.on('message', onMessage)
+      socket.on('close', onClose)
+      socket.on('error', onError)
     })
   },
   { name: 'switchboard-sockets', dependencies: ['switchboard-metrics'] },
 )
-
-/**
- * Every send on this socket first checks what is still waiting to go out: a
- * client that stops reading makes `bufferedAmount` grow with every frame,
- * and past `maxBytes` the frame is dropped and the socket closed with 1013
- * (SLOW_CONSUMER) instead. The close frame queues behind the unread bytes;
- * ws destroys the connection if the client does not answer it within 30 s,
- * and nothing more is queued meanwhile. A client that catches up reconnects
- * (v2 resumes after its last seq; v1 gets the history again).
- */
-function limitBuffered(socket: WebSocket, maxBytes: number, log: FastifyBaseLogger): void {
-  const send = socket.send.bind(socket) as (data: unknown, ...rest: unknown[]) => void
-  socket.send = ((data: unknown, ...rest: unknown[]) => {
-    if (socket.bufferedAmount <= maxBytes) return send(data, ...rest)
-    if (socket.readyState !== socket.OPEN) return
-    log.warn({ bufferedBytes: socket.bufferedAmount }, 'socket closed: the client does not read what it is sent')
-    socket.close(Errors.SLOW_CONSUMER.closeCode, 'SLOW_CONSUMER')
-  }) as WebSocket['send']
-}
 
 /**
  * @fastify/websocket keeps the upgrade's HTTP request and reply alive for as

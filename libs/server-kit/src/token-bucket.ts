@@ -1,3 +1,6 @@
+/** A monotonic clock: a wall-clock step back must not lock a socket out. One function for every bucket. */
+const monotonic = (): number => performance.now()
+
 /**
  * A token bucket: `burst` tokens, refilled at `perSecond`. Each frame takes
  * one; a frame that finds the bucket empty is refused. Refusals are counted
@@ -11,8 +14,7 @@ export class TokenBucket {
   constructor(
     private readonly burst: number,
     private readonly perSecond: number,
-    // A monotonic clock: a wall-clock step back must not lock a socket out.
-    private readonly now: () => number = () => performance.now(),
+    private readonly now: () => number = monotonic,
   ) {
     this.#tokens = burst
     this.#last = now()

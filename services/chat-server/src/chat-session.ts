@@ -15,6 +15,10 @@ import {
   type Party,
   type ReceiptArgs,
   type TypingArgs,
+  ChatClientFrames,
+  ChatClientFramesV2,
+  compileFrameParser,
+  type FrameParser,
 } from '@switchboard/protocol'
 import {
   appendMessage,
@@ -34,7 +38,7 @@ import {
   supportJoinedOf,
   type ChatRecord,
 } from '@switchboard/domain'
-import type { AgentIdentity } from '@switchboard/server-kit'
+import type { AgentIdentity, FrameHandlers } from '@switchboard/server-kit'
 import type { ChatRouteOptions, ChatSeats } from './routes/chat.js'
 
 type Role = 'user' | 'support'
@@ -88,11 +92,21 @@ function storedMessageFrame(stored: string, version: 1 | 2): string {
   return (lastStored.v1 ||= encode.chatMessageFromStored(stored))
 }
 
+// v1 accepts only seed 004's frame types; its frames are a subset of v2's.
+const PARSERS: Record<1 | 2, FrameParser<ChatFrame>> = {
+  1: compileFrameParser(ChatClientFrames),
+  2: compileFrameParser(ChatClientFramesV2),
+}
+
 const partyOf = (role: Role): Party => (role === 'user' ? 'User' : 'Support')
 const otherRole = (role: Role): Role => (role === 'user' ? 'support' : 'user')
 
-/** One socket on one chat: who it joined as, which protocol it speaks, and the chat frames it receives. */
-export class ChatSession {
+/**
+ * One socket on one chat: who it joined as, which protocol it speaks, and the
+ * chat frames it receives. It is the socket's frame handlers itself (no
+ * closures per socket).
+ */
+export class ChatSession implements FrameHandlers<ChatFrame> {
   #role: Role | undefined
   #chat: ChatRecord | undefined
   #unsubscribe: (() => Promise<void>) | undefined
@@ -124,14 +138,38 @@ export class ChatSession {
     private readonly app: FastifyInstance,
     private readonly socket: WebSocket,
     private readonly chatId: string,
-    private readonly log: FastifyBaseLogger,
+    readonly log: FastifyBaseLogger,
     private readonly opts: ChatRouteOptions,
     /** The agent the handshake's token named, if any. */
     private readonly agent: AgentIdentity | null,
     private readonly seats: ChatSeats,
     /** 1: seed 004, byte for byte; 2: the switchboard.v2 subprotocol. */
     readonly version: 1 | 2,
+    /** The route's open sessions: this one is in it from when it is served until its socket closes. */
+    private readonly sessions: Set<ChatSession>,
   ) {}
+
+  get kind(): 'chat' {
+    return 'chat'
+  }
+
+  get parser(): FrameParser<ChatFrame> {
+    return PARSERS[this.version]
+  }
+
+  onOpen(): Promise<void> {
+    if (!this.#closed) this.sessions.add(this)
+    return this.expireOnGone(() => this.open())
+  }
+
+  onFrame(frame: ChatFrame): Promise<void> {
+    return this.expireOnGone(() => this.handle(frame))
+  }
+
+  onClose(): void {
+    this.sessions.delete(this)
+    this.close()
+  }
 
   #seated = false
 

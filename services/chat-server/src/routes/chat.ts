@@ -1,16 +1,10 @@
 import type {} from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
-import { ChatClientFrames, ChatClientFramesV2, Errors, SUBPROTOCOL_V2, compileFrameParser, isId, type FrameParser } from '@switchboard/protocol'
+import { Errors, SUBPROTOCOL_V2, isId } from '@switchboard/protocol'
 import type { ExpiryOptions } from '@switchboard/domain'
-import { acceptAgent, sendError } from '@switchboard/server-kit'
-import { ChatSession, type ChatFrame } from '../chat-session.js'
+import { SocketLogger, acceptAgent, sendError } from '@switchboard/server-kit'
+import { ChatSession } from '../chat-session.js'
 import '../chat-channels.js'
-
-// v1 accepts only seed 004's frame types; its frames are a subset of v2's.
-const parsers: Record<1 | 2, FrameParser<ChatFrame>> = {
-  1: compileFrameParser(ChatClientFrames),
-  2: compileFrameParser(ChatClientFramesV2),
-}
 
 export interface ChatRouteOptions extends ExpiryOptions {
   /** Longest ChatMessage content, in characters. */
@@ -90,20 +84,10 @@ export async function chatRoute(app: FastifyInstance, opts: ChatRouteOptions) {
         socket.close(Errors.INVALID_CHAT_ID.closeCode, 'INVALID_CHAT_ID')
         return
       }
-      const log = req.log.child({ chatId, ...(req.agent ? { agentId: req.agent.agentId } : {}) })
+      const log = new SocketLogger(app.log, { reqId: req.id, chatId, ...(req.agent ? { agentId: req.agent.agentId } : {}) })
       // A client that offered the switchboard.v2 subprotocol (and got it) speaks v2; any other, seed 004.
       const version = socket.protocol === SUBPROTOCOL_V2 ? 2 : 1
-      const session = new ChatSession(app, socket, chatId, log, sessionOpts, req.agent, seats, version)
-      sessions.add(session)
-      socket.once('close', () => sessions.delete(session))
-      app.serveSocket(socket, req, {
-        kind: 'chat',
-        log,
-        parser: parsers[version],
-        onOpen: () => session.expireOnGone(() => session.open()),
-        onFrame: (frame) => session.expireOnGone(() => session.handle(frame)),
-        onClose: () => session.close(),
-      })
+      app.serveSocket(socket, req, new ChatSession(app, socket, chatId, log, sessionOpts, req.agent, seats, version, sessions))
     },
   )
 }

@@ -15,7 +15,7 @@ import {
   type TransferChatArgs,
 } from '@switchboard/protocol'
 import { claimVisitor, listQueue, newId, setAgentStatus, transferChat, type QueueEvent } from '@switchboard/domain'
-import { requireAgent, type AgentIdentity } from '@switchboard/server-kit'
+import { SocketLogger, requireAgent, type AgentIdentity } from '@switchboard/server-kit'
 import type { QueueFrames, QueueListener } from '../plugins/queue-feed.js'
 import type { AgentSocket } from '../plugins/agents.js'
 
@@ -40,7 +40,7 @@ export interface UsersRouteOptions {
 export async function usersRoute(app: FastifyInstance, opts: UsersRouteOptions) {
   // A valid agent token is required before the upgrade (401), unless AGENT_AUTH=off.
   app.get('/users', { websocket: true, preValidation: requireAgent }, (socket, req) => {
-    const log = req.agent ? req.log.child({ agentId: req.agent.agentId }) : req.log
+    const log = new SocketLogger(app.log, { reqId: req.id, ...(req.agent ? { agentId: req.agent.agentId } : {}) })
     const version = socket.protocol === SUBPROTOCOL_V2 ? 2 : 1
     const session = new AgentSession(app, socket, log, req.agent, version, opts)
     app.serveSocket(socket, req, {
