@@ -4,7 +4,13 @@ type Listener = (message: string) => void
 
 /** A channel's listeners and the SUBSCRIBE they share: every listener waits for it, not just the first. */
 interface Channel {
-  listeners: Set<Listener>
+  /**
+   * Replaced, never changed in place: a delivery walks the array it started
+   * with even if a listener joins or leaves meanwhile. An array, not a Set:
+   * a chat's channel has one or two listeners, and a Set's table costs
+   * about 300 bytes per channel with ~20,000 channels open.
+   */
+  listeners: readonly Listener[]
   subscribed: Promise<void>
 }
 
@@ -41,7 +47,7 @@ export class PubSub {
     }
     let entry = this.#channels.get(channel)
     if (entry === undefined) {
-      const created: Channel = { listeners: new Set(), subscribed: this.#redis.subscribe(channel).then(() => {}) }
+      const created: Channel = { listeners: [], subscribed: this.#redis.subscribe(channel).then(() => {}) }
       this.#channels.set(channel, created)
       // A failed SUBSCRIBE is forgotten, so the next listener sends another
       // one (rather than joining a channel Redis never subscribed).
@@ -51,19 +57,23 @@ export class PubSub {
       entry = created
     }
     const joined = entry
-    joined.listeners.add(listener)
+    // Like a Set: a listener added twice is there once.
+    if (!joined.listeners.includes(listener)) joined.listeners = [...joined.listeners, listener]
+    const leave = () => {
+      joined.listeners = joined.listeners.filter((other) => other !== listener)
+    }
     try {
       await joined.subscribed
     } catch (err) {
-      joined.listeners.delete(listener)
+      leave()
       throw err
     }
     let done = false
     return async () => {
       if (done) return
       done = true
-      joined.listeners.delete(listener)
-      if (joined.listeners.size > 0 || this.#channels.get(channel) !== joined) return
+      leave()
+      if (joined.listeners.length > 0 || this.#channels.get(channel) !== joined) return
       this.#channels.delete(channel)
       await this.#redis.unsubscribe(channel).catch(() => {})
     }

@@ -117,3 +117,31 @@ t.test('without waitForRedis, a connection that is not ready fails at once and r
   t.equal(subscriber.status, 'wait', 'nothing was sent: the connection was not even opened')
   t.equal(await numsub(admin, 'c'), 0)
 })
+
+t.test('a message goes to the listeners there were when it arrived, whoever joins or leaves while it is handed out', async (t) => {
+  const redis = await server(t)
+  const subscriber = await client(t, redis.url)
+  const pubsub = new PubSub(subscriber)
+  const heard: string[] = []
+  let stopB: () => Promise<void> = async () => {}
+  let late: Promise<() => Promise<void>> | undefined
+  // a leaves, makes b leave and a late listener join, all while the first message is being handed out.
+  const stopA: () => Promise<void> = await pubsub.subscribe('c', (m) => {
+    heard.push(`a ${m}`)
+    void stopA()
+    void stopB()
+    late ??= pubsub.subscribe('c', (m2) => heard.push(`late ${m2}`))
+  })
+  stopB = await pubsub.subscribe('c', (m) => heard.push(`b ${m}`))
+  const same = (m: string) => heard.push(`same ${m}`)
+  const stopSame = await pubsub.subscribe('c', same)
+  await pubsub.subscribe('c', same)
+  pubsub.deliverLocally('c', '1')
+  t.same(heard, ['a 1', 'b 1', 'same 1'], 'b still gets the message it was there for; the late listener does not; a listener added twice hears once')
+  await late
+  pubsub.deliverLocally('c', '2')
+  t.same(heard.slice(3), ['same 2', 'late 2'], 'then a and b are gone and the late listener hears')
+  await stopSame()
+  pubsub.deliverLocally('c', '3')
+  t.same(heard.slice(5), ['late 3'], 'a listener added twice leaves with one stop')
+})

@@ -378,12 +378,12 @@ export const socketsPlugin = fp(
       nextSlot = (nextSlot + 1) % slots.length
       socket.served = served
       slots[served.slot]!.add(served)
-      releaseUpgrade(socket, req)
       metrics.socketServed(socket, handlers.kind, handlers.kind === 'queue' ? 'agent' : 'pending')
       if (handlers.onOpen) enqueue(served, () => served.handlers.onOpen!())
       socket.on('message', onMessage)
       socket.on('close', onClose)
       socket.on('error', onError)
+      releaseUpgrade(socket, req, onError)
     })
   },
   { name: 'switchboard-sockets', dependencies: ['switchboard-metrics'] },
@@ -394,11 +394,14 @@ export const socketsPlugin = fp(
  * long as the socket is open: its 'error' listener closes over them, and the
  * HTTP response it routed the upgrade with stays attached to the TCP
  * connection. Neither is used once the socket is served (its errors are
- * logged by our own listener, and ws closes a socket that errs), so both are
- * let go: about 2 KB of heap per open socket.
+ * logged by our own listener, `ours`, and ws closes a socket that errs), so
+ * both are let go: about 2 KB of heap per open socket. The other listeners
+ * are removed one by one after ours was added: removing an event's last
+ * listener deletes a property of the emitter's `_events`, which turns that
+ * object into a slower, larger dictionary for the rest of the socket's life.
  */
-function releaseUpgrade(socket: WebSocket, req: FastifyRequest): void {
-  socket.removeAllListeners('error')
+function releaseUpgrade(socket: WebSocket, req: FastifyRequest, ours: (...args: never[]) => void): void {
+  for (const listener of socket.listeners('error')) if (listener !== ours) socket.removeListener('error', listener as (...args: unknown[]) => void)
   const tcp = req.raw.socket as Socket & { _httpMessage?: { detachSocket?(socket: Socket): void } | null }
   tcp._httpMessage?.detachSocket?.(tcp)
 }
