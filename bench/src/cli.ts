@@ -22,6 +22,7 @@ const HELP = `npm run bench [-- options]
   --target-rate R         … at this msg/s (default 5000)
   --idle-chats K          idle chats, 2 sockets each (default 2000; 10000 = 20,000 sockets)
   --heartbeats LIST       idle heartbeat intervals, ms (default 1000,10000)
+  --idle-seconds S        idle window: CPU over it, memory again after it (default 30)
   --fanout-agents A       agents on /users (default 100; try 500)
   --fanout-visitors V     visitors joined and claimed (default 200)
   --ours-root DIR         run our services from another checkout's built dist/ (a before/after)
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
       'target-chats': { type: 'string' },
       'target-rate': { type: 'string' },
       'idle-chats': { type: 'string' },
+      'idle-seconds': { type: 'string' },
       heartbeats: { type: 'string' },
       'fanout-agents': { type: 'string' },
       'fanout-visitors': { type: 'string' },
@@ -68,6 +70,7 @@ async function main(): Promise<void> {
   if (values['target-chats']) options.targetChats = Number(values['target-chats'])
   if (values['target-rate']) options.targetRate = Number(values['target-rate'])
   if (values['idle-chats']) options.idleChats = Number(values['idle-chats'])
+  if (values['idle-seconds']) options.idleCpuSeconds = Number(values['idle-seconds'])
   if (values.heartbeats) options.idleHeartbeatsMs = numbers(values.heartbeats)
   if (values['fanout-agents']) options.fanoutAgents = Number(values['fanout-agents'])
   if (values['fanout-visitors']) options.fanoutVisitors = Number(values['fanout-visitors'])

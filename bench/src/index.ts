@@ -57,7 +57,8 @@ export function defaultOptions(): BenchOptions {
     targetRate: 5000,
     idleChats: 2000,
     idleHeartbeatsMs: [1000, 10_000],
-    idleCpuSeconds: 10,
+    // Long enough for V8 to give back the heap pages that opening the sockets left part-empty (see IdleResult).
+    idleCpuSeconds: 30,
     fanoutAgents: 100,
     fanoutVisitors: 200,
     quietWaitMs: 30_000,

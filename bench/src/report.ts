@@ -72,14 +72,14 @@ export function summaryTable(results: BenchResults): string {
     out.push(`  ${results.target.met ? 'met' : 'missed'} (p99 ${s ? ms(s.latencyMs.p99) : '?'} ms)`)
   }
   if (results.idle.length > 0) {
-    out.push('', 'Idle chats (a visitor and an agent socket each, answering heartbeats); memory after a full GC')
+    out.push('', 'Idle chats (a visitor and an agent socket each, answering heartbeats); memory after a full GC, once the sockets opened | after the CPU window')
     const rows = [['heartbeat', 'sockets', 'RSS/socket', 'heap/socket', 'RSS before→after', 'server CPU', 'Redis CPU', 'gen CPU']]
     for (const r of results.idle) {
       rows.push([
         `${r.heartbeatMs} ms`,
         String(r.sockets),
-        `${(r.rssPerSocket / 1024).toFixed(1)} KB`,
-        `${(r.heapPerSocket / 1024).toFixed(1)} KB`,
+        `${(r.rssPerSocket / 1024).toFixed(1)} | ${(r.rssPerSocketIdle / 1024).toFixed(1)} KB`,
+        `${(r.heapPerSocket / 1024).toFixed(1)} | ${(r.heapPerSocketIdle / 1024).toFixed(1)} KB`,
         `${r.rssBeforeMb}→${r.rssAfterMb} MB`,
         `${r.serverCpuPercent}%`,
         `${r.redisCpuPercent}%`,

@@ -60,6 +60,15 @@ export interface IdleResult {
   rssPerSocket: number
   /** V8 heap used growth per socket after a full GC (the server's `nodejs_heap_size_used_bytes`), in bytes. */
   heapPerSocket: number
+  /**
+   * The same two, read again after the CPU window: the sockets have idled
+   * (answering heartbeats) for `cpuWindowSeconds`, and V8 has had time to
+   * give back the heap pages that connecting them left part-empty. What a
+   * server that has run a while holds; the figures above are right after
+   * the sockets opened.
+   */
+  rssPerSocketIdle: number
+  heapPerSocketIdle: number
   rssBeforeMb: number
   rssAfterMb: number
   /** Server CPU while idle, percent of one core, over `cpuSeconds`. */
@@ -145,6 +154,9 @@ export async function idleScenario(opts: {
     const wall = (performance.now() - started) / 1000
     const after = await Promise.all(procsMeasured.map((p) => cpuSeconds(p.pid)))
     const generator = process.cpuUsage(generatorBefore)
+    await collectGarbage(server)
+    const rssIdle = await rssBytes(server.pid)
+    const heapIdle = await heapUsed(server)
     const socketCount = opts.chats * 2
     return {
       heartbeatMs: opts.heartbeatMs,
@@ -152,6 +164,8 @@ export async function idleScenario(opts: {
       sockets: socketCount,
       rssPerSocket: Math.round((rssAfter - rssBefore) / socketCount),
       heapPerSocket: Math.round((heapAfter - heapBefore) / socketCount),
+      rssPerSocketIdle: Math.round((rssIdle - rssBefore) / socketCount),
+      heapPerSocketIdle: Math.round((heapIdle - heapBefore) / socketCount),
       rssBeforeMb: Math.round(rssBefore / 1e5) / 10,
       rssAfterMb: Math.round(rssAfter / 1e5) / 10,
       serverCpuPercent: Math.round(((after[0]! - before[0]!) / wall) * 1000) / 10,
