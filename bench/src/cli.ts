@@ -14,7 +14,7 @@ const HELP = `npm run bench [-- options]
 
   --quick                 every scenario, tiny (seconds)
   --scenarios LIST        relay,target,idle,fanout,two (default: all)
-  --kinds LIST            relay servers: ours,socketio,bare (default: all)
+  --kinds LIST            servers for relay and idle: ours,socketio,bare (default: all)
   --pairs N               relay visitor–agent pairs (default 100; try 1000, 4000)
   --steps LIST            offered msg/s (default 1000,2000,5000,10000,12500,15000,17500,20000,25000,30000)
   --step-seconds S        length of each step (default 8)

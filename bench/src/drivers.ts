@@ -28,6 +28,8 @@ export interface Driver {
 
 const OURS_HEARTBEAT: Heartbeat = { ping: 'ping', pong: ['pong:user', 'pong:support'] }
 const SOCKETIO_HEARTBEAT: Heartbeat = { ping: '2', pong: ['3', '3'] }
+/** The bare relay's, when it is started with one (the idle scenario): ChatServer's. */
+const BARE_HEARTBEAT: Heartbeat = OURS_HEARTBEAT
 
 /**
  * Our ChatServer over the seed-004 protocol: register the visitor over
@@ -110,6 +112,7 @@ export function bareDriver(server: { ws: string }): Driver {
   }
   return {
     kind: 'bare',
+    heartbeat: BARE_HEARTBEAT,
     async connectPair() {
       const room = randomUUID().replaceAll('-', '')
       const visitor = await connect(room)

@@ -246,8 +246,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     const maxChats = limit === null ? options.idleChats : Math.floor((limit - 256) / 2)
     const chats = Math.min(options.idleChats, maxChats)
     if (chats < options.idleChats) log(`idle: ${options.idleChats} chats need ${options.idleChats * 2 + 256} open files, the limit is ${limit}: running ${chats}`)
-    for (const heartbeatMs of options.idleHeartbeatsMs) {
+    for (const kind of options.kinds) for (const heartbeatMs of options.idleHeartbeatsMs) {
       const result = await idleScenario({
+        kind,
         chats,
         heartbeatMs,
         cpuWindowSeconds: options.idleCpuSeconds,
@@ -256,7 +257,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
         ...(options.oursRoot ? { oursRoot: options.oursRoot } : {}),
         ...(onProgress ? { onProgress } : {}),
       })
-      log(`idle: ${result.sockets} sockets, heartbeat ${heartbeatMs} ms: RSS ${result.rssPerSocket} B/socket, heap ${result.heapPerSocket} B/socket, server CPU ${result.serverCpuPercent}%`)
+      log(`idle ${kind}: ${result.sockets} sockets, heartbeat ${heartbeatMs} ms: RSS ${result.rssPerSocket} B/socket, heap ${result.heapPerSocket} B/socket, server CPU ${result.serverCpuPercent}%`)
       results.idle.push(result)
     }
   }

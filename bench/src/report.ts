@@ -73,9 +73,10 @@ export function summaryTable(results: BenchResults): string {
   }
   if (results.idle.length > 0) {
     out.push('', 'Idle chats (a visitor and an agent socket each, answering heartbeats); memory after a full GC, once the sockets opened | after the CPU window')
-    const rows = [['heartbeat', 'sockets', 'RSS/socket', 'heap/socket', 'RSS before→after', 'server CPU', 'Redis CPU', 'gen CPU']]
+    const rows = [['server', 'heartbeat', 'sockets', 'RSS/socket', 'heap/socket', 'RSS before→after', 'server CPU', 'Redis CPU', 'gen CPU']]
     for (const r of results.idle) {
       rows.push([
+        r.kind ?? 'ours',
         `${r.heartbeatMs} ms`,
         String(r.sockets),
         `${(r.rssPerSocket / 1024).toFixed(1)} | ${(r.rssPerSocketIdle / 1024).toFixed(1)} KB`,

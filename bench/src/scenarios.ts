@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks'
 import type { WebSocket } from 'ws'
-import { bareDriver, oursDriver, socketioDriver, type ServerKind } from './drivers.js'
+import { bareDriver, oursDriver, socketioDriver, type Driver, type ServerKind } from './drivers.js'
 import { latencyHistogram, recordMs, summarize, type LatencySummary } from './histogram.js'
 import { cpuSeconds, rssBytes, startPeer, startRedis, startService, waitForQuiet, type BenchProcess, type BenchServer } from './procs.js'
 import { runRelay, type MeasuredProcess, type RelayOptions, type RelayResult } from './relay.js'
-import { Inbox, mapLimit, openSocket } from './sockets.js'
+import { Inbox, mapLimit, openSocket, type Heartbeat } from './sockets.js'
 
 /** Stops what was started, last first, whatever happens. */
 class Processes {
@@ -53,6 +53,8 @@ export async function relayScenario(kind: ServerKind, opts: RelayOptions & { pin
 }
 
 export interface IdleResult {
+  /** Which server: ours, the Socket.IO peer (its own heartbeat at the same interval), or the bare ws relay doing ChatServer's heartbeat. */
+  kind: ServerKind
   heartbeatMs: number
   chats: number
   sockets: number
@@ -98,9 +100,13 @@ async function collectGarbage(server: BenchServer): Promise<void> {
 /**
  * Idle: `chats` joined chats (a visitor and an agent socket each) that only
  * answer heartbeats. Memory is read before and after opening them, each
- * time after a full GC; CPU over a window with nothing but heartbeats.
+ * time after a full GC; CPU over a window with nothing but heartbeats, and
+ * memory again after it. `kind` picks the server: ours, or for comparison
+ * the Socket.IO peer (its ping/pong at the same interval) and the bare ws
+ * relay (ChatServer's heartbeat, done the same way, and nothing else).
  */
 export async function idleScenario(opts: {
+  kind: ServerKind
   chats: number
   heartbeatMs: number
   cpuWindowSeconds: number
@@ -114,21 +120,34 @@ export async function idleScenario(opts: {
   const procs = new Processes()
   const sockets: WebSocket[] = []
   try {
-    const redis = procs.add(await startRedis(opts.pin))
-    const server = procs.add(
-      await startService('chat-server', {
-        pin: opts.pin,
-        redisUrl: redis.url,
-        gcOnSignal: true,
-        env: { HEARTBEAT_INTERVAL_MS: String(opts.heartbeatMs) },
-        ...(opts.oursRoot ? { root: opts.oursRoot } : {}),
-      }),
-    )
+    const redis = opts.kind === 'bare' ? undefined : procs.add(await startRedis(opts.pin))
+    let server: BenchServer
+    let driver: Driver
+    if (opts.kind === 'ours') {
+      server = procs.add(
+        await startService('chat-server', {
+          pin: opts.pin,
+          redisUrl: redis!.url,
+          gcOnSignal: true,
+          env: { HEARTBEAT_INTERVAL_MS: String(opts.heartbeatMs) },
+          ...(opts.oursRoot ? { root: opts.oursRoot } : {}),
+        }),
+      )
+      driver = oursDriver(server)
+    } else if (opts.kind === 'socketio') {
+      server = procs.add(
+        await startPeer('socketio-peer', { pin: opts.pin, redisUrl: redis!.url, gcOnSignal: true, env: { PING_INTERVAL_MS: String(opts.heartbeatMs) } }),
+      )
+      driver = socketioDriver(server)
+    } else {
+      server = procs.add(await startPeer('bare-relay', { pin: opts.pin, gcOnSignal: true, env: { HEARTBEAT_INTERVAL_MS: String(opts.heartbeatMs) } }))
+      driver = bareDriver(server)
+    }
+    const heartbeat = driver.heartbeat!
     // Warm the server's code paths with one chat so the baseline holds them.
-    const driver = oursDriver(server)
     const warm = await driver.connectPair(-1)
     sockets.push(...warm.sockets)
-    answerPings(warm.sockets)
+    answerPings(warm.sockets, heartbeat)
     await collectGarbage(server)
     const rssBefore = await rssBytes(server.pid)
     const heapBefore = await heapUsed(server)
@@ -136,15 +155,15 @@ export async function idleScenario(opts: {
     await mapLimit(opts.chats, 32, async (i) => {
       const pair = await driver.connectPair(i)
       sockets.push(...pair.sockets)
-      answerPings(pair.sockets)
-      if (++connected % 100 === 0) progress(`idle ${opts.heartbeatMs} ms: connecting ${opts.chats} chats`, connected / opts.chats)
+      answerPings(pair.sockets, heartbeat)
+      if (++connected % 100 === 0) progress(`idle ${opts.kind} ${opts.heartbeatMs} ms: connecting ${opts.chats} chats`, connected / opts.chats)
     })
     progress(`idle ${opts.heartbeatMs} ms: settling`, 1)
     await new Promise((resolve) => setTimeout(resolve, 2000))
     await collectGarbage(server)
     const rssAfter = await rssBytes(server.pid)
     const heapAfter = await heapUsed(server)
-    const procsMeasured = [measured('server', server), measured('redis', redis)]
+    const procsMeasured = [measured('server', server), ...(redis ? [measured('redis', redis)] : [])]
     const quiet = await waitForQuiet(procsMeasured.map((p) => p.pid), { maxWaitMs: opts.quietWaitMs })
     const before = await Promise.all(procsMeasured.map((p) => cpuSeconds(p.pid)))
     const generatorBefore = process.cpuUsage()
@@ -159,6 +178,7 @@ export async function idleScenario(opts: {
     const heapIdle = await heapUsed(server)
     const socketCount = opts.chats * 2
     return {
+      kind: opts.kind,
       heartbeatMs: opts.heartbeatMs,
       chats: opts.chats,
       sockets: socketCount,
@@ -169,7 +189,7 @@ export async function idleScenario(opts: {
       rssBeforeMb: Math.round(rssBefore / 1e5) / 10,
       rssAfterMb: Math.round(rssAfter / 1e5) / 10,
       serverCpuPercent: Math.round(((after[0]! - before[0]!) / wall) * 1000) / 10,
-      redisCpuPercent: Math.round(((after[1]! - before[1]!) / wall) * 1000) / 10,
+      redisCpuPercent: redis ? Math.round(((after[1]! - before[1]!) / wall) * 1000) / 10 : 0,
       generatorCpuPercent: Math.round(((generator.user + generator.system) / 1e6 / wall) * 1000) / 10,
       cpuWindowSeconds: Math.round(wall * 10) / 10,
       otherCpuPercent: quiet.otherCpuPercent,
@@ -180,11 +200,13 @@ export async function idleScenario(opts: {
   }
 }
 
-function answerPings(sockets: readonly [WebSocket, WebSocket]): void {
+/** Answers the server's heartbeat on both sockets of a pair, as the visitor and the agent. */
+function answerPings(sockets: readonly [WebSocket, WebSocket], heartbeat: Heartbeat): void {
+  const ping = Buffer.from(heartbeat.ping)
   sockets.forEach((socket, side) => {
-    const pong = side === 0 ? 'pong:user' : 'pong:support'
+    const pong = heartbeat.pong[side as 0 | 1]
     socket.on('message', (data: Buffer) => {
-      if (data.length === 4 && data.toString() === 'ping') socket.send(pong)
+      if (data.equals(ping)) socket.send(pong)
     })
   })
 }

@@ -23,8 +23,10 @@ const commands = new Redis(redisUrl)
 const subscriber = commands.duplicate()
 for (const client of [commands, subscriber]) client.on('error', (err) => process.stderr.write(`redis: ${err.message}\n`))
 
+// `/metrics`: the one line the bench's idle scenario reads, the V8 heap used.
 const httpServer = createServer((req, res) => {
-  res.writeHead(req.url === '/health' ? 200 : 404).end()
+  if (req.url === '/metrics') res.writeHead(200).end(`nodejs_heap_size_used_bytes ${process.memoryUsage().heapUsed}\n`)
+  else res.writeHead(req.url === '/health' ? 200 : 404).end()
 })
 
 const io = new Server(httpServer, {
