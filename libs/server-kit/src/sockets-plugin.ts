@@ -61,7 +61,8 @@ const SETTLED: Promise<void> = Promise.resolve()
  * find this through the socket), so an open socket costs no closures.
  */
 class Served {
-  lastSeen = Date.now()
+  readonly openedAt = Date.now()
+  lastSeen = this.openedAt
   /** Frames of this socket, handled strictly in order: a ChatMessage sent right after Join must see the Join done. */
   chain: Promise<void> = SETTLED
   constructor(
@@ -228,8 +229,11 @@ export const socketsPlugin = fp(
       })
     }
 
-    function onClose(this: WebSocket): void {
+    // The upgrade's "request completed" line is not written (its response is let go, see
+    // releaseUpgrade): this line says when and how the socket ended instead.
+    function onClose(this: WebSocket, code: number): void {
       const served = (this as AppWebSocket).served!
+      served.log.info({ code, ms: Date.now() - served.openedAt }, 'socket closed')
       slots[served.slot]!.delete(served)
       metrics.socketClosed(this)
       served.handlers.onClose?.()

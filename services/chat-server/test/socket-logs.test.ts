@@ -71,4 +71,9 @@ t.test("a chat socket's lines carry its reqId, chatId and agentId", async (t) =>
   const joined = await server.line((line) => line.msg === 'agent joined chat')
   t.match(joined, { chatId: visitor.chatId, agentId: 'agent-vika', supportId: String, reqId: String }, "the agent's line names the chat and the agent")
   t.not(joined.reqId, queued.reqId, 'each socket has its own reqId')
+
+  // The upgrade's own "request completed" line is not written: the socket's end is.
+  await user.close()
+  const closed = await server.line((line) => line.msg === 'socket closed')
+  t.match(closed, { level: 30, reqId: queued.reqId, chatId: visitor.chatId, code: 1005, ms: Number }, "the visitor's socket: when and how it ended")
 })
