@@ -73,12 +73,13 @@ export function summaryTable(results: BenchResults): string {
   }
   if (results.idle.length > 0) {
     out.push('', 'Idle chats (a visitor and an agent socket each, answering heartbeats); memory after a full GC, once the sockets opened | after the CPU window')
-    const rows = [['server', 'heartbeat', 'sockets', 'RSS/socket', 'heap/socket', 'RSS before→after', 'server CPU', 'Redis CPU', 'gen CPU']]
+    const rows = [['server', 'heartbeat', 'sockets', 'pongs/s', 'RSS/socket', 'heap/socket', 'RSS before→after', 'server CPU', 'Redis CPU', 'gen CPU']]
     for (const r of results.idle) {
       rows.push([
         r.kind ?? 'ours',
         `${r.heartbeatMs} ms`,
         String(r.sockets),
+        String(r.pongsPerSecond ?? '?'),
         `${(r.rssPerSocket / 1024).toFixed(1)} | ${(r.rssPerSocketIdle / 1024).toFixed(1)} KB`,
         `${(r.heapPerSocket / 1024).toFixed(1)} | ${(r.heapPerSocketIdle / 1024).toFixed(1)} KB`,
         `${r.rssBeforeMb}→${r.rssAfterMb} MB`,

@@ -73,6 +73,8 @@ export interface IdleResult {
   heapPerSocketIdle: number
   rssBeforeMb: number
   rssAfterMb: number
+  /** Pongs the generator sent per second over the window: the heartbeat as it ran (sockets ÷ interval when every ping arrives). */
+  pongsPerSecond: number
   /** Server CPU while idle, percent of one core, over `cpuSeconds`. */
   serverCpuPercent: number
   redisCpuPercent: number
@@ -119,6 +121,7 @@ export async function idleScenario(opts: {
   const progress = opts.onProgress ?? (() => {})
   const procs = new Processes()
   const sockets: WebSocket[] = []
+  const pongs = { sent: 0 }
   try {
     const redis = opts.kind === 'bare' ? undefined : procs.add(await startRedis(opts.pin))
     let server: BenchServer
@@ -147,7 +150,7 @@ export async function idleScenario(opts: {
     // Warm the server's code paths with one chat so the baseline holds them.
     const warm = await driver.connectPair(-1)
     sockets.push(...warm.sockets)
-    answerPings(warm.sockets, heartbeat)
+    answerPings(warm.sockets, heartbeat, pongs)
     await collectGarbage(server)
     const rssBefore = await rssBytes(server.pid)
     const heapBefore = await heapUsed(server)
@@ -155,7 +158,7 @@ export async function idleScenario(opts: {
     await mapLimit(opts.chats, 32, async (i) => {
       const pair = await driver.connectPair(i)
       sockets.push(...pair.sockets)
-      answerPings(pair.sockets, heartbeat)
+      answerPings(pair.sockets, heartbeat, pongs)
       if (++connected % 100 === 0) progress(`idle ${opts.kind} ${opts.heartbeatMs} ms: connecting ${opts.chats} chats`, connected / opts.chats)
     })
     progress(`idle ${opts.heartbeatMs} ms: settling`, 1)
@@ -167,10 +170,12 @@ export async function idleScenario(opts: {
     const quiet = await waitForQuiet(procsMeasured.map((p) => p.pid), { maxWaitMs: opts.quietWaitMs })
     const before = await Promise.all(procsMeasured.map((p) => cpuSeconds(p.pid)))
     const generatorBefore = process.cpuUsage()
+    const pongsBefore = pongs.sent
     const started = performance.now()
     progress(`idle ${opts.heartbeatMs} ms: measuring CPU for ${opts.cpuWindowSeconds} s`, 0)
     await new Promise((resolve) => setTimeout(resolve, opts.cpuWindowSeconds * 1000))
     const wall = (performance.now() - started) / 1000
+    const pongsInWindow = pongs.sent - pongsBefore
     const after = await Promise.all(procsMeasured.map((p) => cpuSeconds(p.pid)))
     const generator = process.cpuUsage(generatorBefore)
     await collectGarbage(server)
@@ -186,6 +191,7 @@ export async function idleScenario(opts: {
       heapPerSocket: Math.round((heapAfter - heapBefore) / socketCount),
       rssPerSocketIdle: Math.round((rssIdle - rssBefore) / socketCount),
       heapPerSocketIdle: Math.round((heapIdle - heapBefore) / socketCount),
+      pongsPerSecond: Math.round(pongsInWindow / wall),
       rssBeforeMb: Math.round(rssBefore / 1e5) / 10,
       rssAfterMb: Math.round(rssAfter / 1e5) / 10,
       serverCpuPercent: Math.round(((after[0]! - before[0]!) / wall) * 1000) / 10,
@@ -200,13 +206,15 @@ export async function idleScenario(opts: {
   }
 }
 
-/** Answers the server's heartbeat on both sockets of a pair, as the visitor and the agent. */
-function answerPings(sockets: readonly [WebSocket, WebSocket], heartbeat: Heartbeat): void {
+/** Answers the server's heartbeat on both sockets of a pair, as the visitor and the agent, counting the pongs. */
+function answerPings(sockets: readonly [WebSocket, WebSocket], heartbeat: Heartbeat, pongs: { sent: number }): void {
   const ping = Buffer.from(heartbeat.ping)
   sockets.forEach((socket, side) => {
     const pong = heartbeat.pong[side as 0 | 1]
     socket.on('message', (data: Buffer) => {
-      if (data.equals(ping)) socket.send(pong)
+      if (!data.equals(ping)) return
+      socket.send(pong)
+      pongs.sent++
     })
   })
 }

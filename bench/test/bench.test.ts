@@ -39,3 +39,31 @@ t.test('a quick relay against ChatServer delivers everything and reports its fig
   // The whole result is plain JSON (what bench/results/*.json holds).
   t.same(JSON.parse(JSON.stringify(results)), results)
 })
+
+// The idle scenario on every server kind: each one's heartbeat runs and is
+// answered (pongs counted by the generator), and memory and CPU are reported.
+t.test('a quick idle run on ChatServer, the Socket.IO peer and the bare relay: every heartbeat is answered', async (t) => {
+  const results = await runBench({
+    ...quickOptions(),
+    scenarios: ['idle'],
+    kinds: ['ours', 'socketio', 'bare'],
+    idleChats: 2,
+    idleHeartbeatsMs: [200],
+    idleCpuSeconds: 1,
+    pin: false,
+  })
+  t.same(
+    results.idle.map((r) => r.kind),
+    ['ours', 'socketio', 'bare'],
+  )
+  for (const idle of results.idle) {
+    t.equal(idle.sockets, 4, `${idle.kind}: two chats, two sockets each`)
+    t.equal(idle.heartbeatMs, 200)
+    t.ok(idle.pongsPerSecond > 0, `${idle.kind}: the server pinged and the generator answered`)
+    for (const key of ['rssPerSocket', 'heapPerSocket', 'rssPerSocketIdle', 'heapPerSocketIdle', 'serverCpuPercent', 'generatorCpuPercent'] as const) {
+      t.ok(Number.isFinite(idle[key]), `${idle.kind}: ${key} is a number`)
+    }
+  }
+  t.equal(results.idle[2]!.redisCpuPercent, 0, 'the bare relay has no Redis')
+  t.match(summaryTable(results), /Idle chats[^]*socketio[^]*bare/)
+})
