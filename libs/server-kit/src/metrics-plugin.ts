@@ -71,6 +71,8 @@ export interface Metrics {
   readonly claimSeconds: Histogram
   /** Redis reconnect attempts, per connection (`commands`, `subscriber`). */
   readonly redisReconnects: Counter<'connection'>
+  /** ChatServer: recoveries after Redis came back (chat holds taken again, chat sockets caught up). */
+  readonly chatRecoveries: Counter
   /**
    * A frame the server sends on this socket: counted by type (strings only:
    * the heartbeat's ping is not counted), and an Error frame's code as an
@@ -145,6 +147,11 @@ export const metricsPlugin = fp(
       labelNames: ['connection'] as const,
       registers,
     })
+    const chatRecoveries = new Counter({
+      name: 'switchboard_chat_recoveries_total',
+      help: 'Times a ChatServer took its chat holds again and caught its chat sockets up, after Redis came back (one per outage)',
+      registers,
+    })
     new Gauge({
       name: 'switchboard_queue_length',
       help: 'Chats waiting in the queue (read from Redis at each scrape; NaN while Redis does not answer)',
@@ -174,6 +181,7 @@ export const metricsPlugin = fp(
       storeSeconds,
       claimSeconds,
       redisReconnects,
+      chatRecoveries,
       frameSent(socket, data) {
         if (typeof data !== 'string') return
         framesOut.inc({ type: outgoingType(data) })

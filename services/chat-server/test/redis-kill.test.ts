@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { openChat, redisReady, startRedis, startStack, type ActiveChat, type Received, type TestSocket } from '@switchboard/testing'
+import { openChat, redisReady, scrapeMetrics, startRedis, startStack, type ActiveChat, type Received, type TestSocket } from '@switchboard/testing'
 
 /*
  * Redis killed with SIGKILL mid-chat and started again from its append-only
@@ -103,6 +103,9 @@ t.test('Redis SIGKILLed mid-chat and restarted from its AOF: every acknowledged 
       const other = from === 'User' ? chat.agent : chat.user
       t.ok(await other.next(isMessage(`after-${i}`)), `after-${i} reaches the other side`)
     }
+    // Both connections came back; the second to be ready started the one recovery (its PING
+    // was answered before these messages were).
+    t.equal((await scrapeMetrics(chatServer.http)).value('switchboard_chat_recoveries_total'), 1, 'one recovery for one outage, not one per connection')
   })
 
   await t.test('the history holds every acknowledged message, in order, none twice', async (t) => {

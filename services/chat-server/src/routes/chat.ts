@@ -48,26 +48,29 @@ export async function chatRoute(app: FastifyInstance, opts: ChatRouteOptions) {
   // After Redis was away, this instance holds its chats again (a failover may have lost a
   // hold, and with it the publications of the other instances), then every socket reads
   // what it missed from the store.
-  const recover = () =>
-    app.chatChannels
+  const recover = () => {
+    app.metrics.chatRecoveries.inc()
+    return app.chatChannels
       .holdAgain()
       .catch((err: Error) => app.log.warn({ err: err.message }, 'could not hold the chats again; the next reconnect tries'))
       .then(() => {
         for (const session of sessions) session.catchUp()
       })
+  }
   // Publications made while the subscriber connection was down are lost: once it is back
   // (ioredis re-subscribes before 'ready' is emitted; a PING answered after the SUBSCRIBE
-  // replies means they took effect), every socket catches up.
+  // replies means they took effect), every socket catches up. Once both connections are
+  // ready: when Redis restarts both come back, and the second to be ready starts the one
+  // recovery (each socket's catch-up is a read, so two would double the reads of a restart).
   const { commands, subscriber } = app.redis
-  const onSubscriberReady = () => {
-    subscriber.ping().then(recover, () => {})
+  const onReady = () => {
+    if (commands.status === 'ready' && subscriber.status === 'ready') subscriber.ping().then(recover, () => {})
   }
-  const onCommandsReady = () => void recover()
-  subscriber.on('ready', onSubscriberReady)
-  commands.on('ready', onCommandsReady)
+  subscriber.on('ready', onReady)
+  commands.on('ready', onReady)
   app.addHook('onClose', async () => {
-    subscriber.off('ready', onSubscriberReady)
-    commands.off('ready', onCommandsReady)
+    subscriber.off('ready', onReady)
+    commands.off('ready', onReady)
   })
 
   app.get<{ Params: { chatId: string } }>(
