@@ -76,10 +76,10 @@ export function summaryTable(results: BenchResults): string {
     const rows = [['server', 'heartbeat', 'sockets', 'pongs/s', 'RSS/socket', 'heap/socket', 'RSS before→after', 'server CPU', 'Redis CPU', 'gen CPU']]
     for (const r of results.idle) {
       rows.push([
-        r.kind ?? 'ours',
+        r.kind,
         `${r.heartbeatMs} ms`,
         String(r.sockets),
-        String(r.pongsPerSecond ?? '?'),
+        String(r.pongsPerSecond),
         `${(r.rssPerSocket / 1024).toFixed(1)} | ${(r.rssPerSocketIdle / 1024).toFixed(1)} KB`,
         `${(r.heapPerSocket / 1024).toFixed(1)} | ${(r.heapPerSocketIdle / 1024).toFixed(1)} KB`,
         `${r.rssBeforeMb}→${r.rssAfterMb} MB`,

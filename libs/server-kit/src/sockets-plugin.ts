@@ -75,7 +75,7 @@ class Served {
   ) {}
 }
 
-/** The WebSocket class of the app's ws server (made per app: its send and close report to that app's metrics). */
+/** A socket of the app's ws server (ServedWebSocket, a class made per app: its send and close report to that app's metrics). */
 interface AppWebSocket extends WebSocket {
   served: Served | undefined
 }
