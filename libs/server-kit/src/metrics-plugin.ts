@@ -95,6 +95,14 @@ export interface Metrics {
   frameIn(type: unknown): void
 }
 
+const count = (byType: Map<string, number>, type: string) => void byType.set(type, (byType.get(type) ?? 0) + 1)
+
+/** Adds the counts gathered since the last read to `counter`, by type. */
+function addCounts(counter: Counter<'type'>, byType: Map<string, number>): void {
+  for (const [type, n] of byType) counter.inc({ type }, n)
+  byType.clear()
+}
+
 /** Latency buckets for one Redis round trip, in seconds: 0.5 ms to 2.5 s. */
 const REDIS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
@@ -115,13 +123,29 @@ export const metricsPlugin = fp(
       labelNames: ['socket', 'role'] as const,
       registers,
     })
-    const framesIn = new Counter({
+    // Frames are counted per type in plain maps and added to their counters
+    // when the counters are read: a Map update per frame instead of a
+    // prom-client call (which builds a label key and checks the labels).
+    const framesInByType = new Map<string, number>()
+    const framesOutByType = new Map<string, number>()
+    new Counter({
       name: 'switchboard_frames_in_total',
       help: 'Frames received, by type (other: not valid, binary or rate-limited)',
       labelNames: ['type'] as const,
       registers,
+      collect() {
+        addCounts(this, framesInByType)
+      },
     })
-    const framesOut = new Counter({ name: 'switchboard_frames_out_total', help: 'Frames sent, by type', labelNames: ['type'] as const, registers })
+    new Counter({
+      name: 'switchboard_frames_out_total',
+      help: 'Frames sent, by type',
+      labelNames: ['type'] as const,
+      registers,
+      collect() {
+        addCounts(this, framesOutByType)
+      },
+    })
     const errors = new Counter({
       name: 'switchboard_errors_total',
       help: 'Errors reported to clients (Error frames and error closes), by code',
@@ -184,7 +208,7 @@ export const metricsPlugin = fp(
       chatRecoveries,
       frameSent(socket, data) {
         if (typeof data !== 'string') return
-        framesOut.inc({ type: outgoingType(data) })
+        count(framesOutByType, outgoingType(data))
         if (data.startsWith(ERROR_PREFIX)) report(socket, errorCodeLabel(data.slice(ERROR_PREFIX.length, data.indexOf('"', ERROR_PREFIX.length))))
       },
       socketClosing(socket, code, reason) {
@@ -212,7 +236,7 @@ export const metricsPlugin = fp(
         served.delete(socket)
       },
       frameIn(type) {
-        framesIn.inc({ type: frameTypeLabel(type) })
+        count(framesInByType, frameTypeLabel(type))
       },
     }
     app.decorate('metrics', metrics)

@@ -88,20 +88,72 @@ const MIN_HEARTBEAT_TICK_MS = 5
 const PING_FRAME = Buffer.from(PING)
 const TEXT_FRAME = { binary: false } as const
 /** The whole WebSocket frame of `ping` as a server sends it: FIN + text opcode, unmasked, its length, the text. */
-const PING_WIRE = Buffer.concat([Buffer.from([0x81, PING_FRAME.length]), PING_FRAME])
+const PING_WIRE = textFrameBytes(PING)
 /** The pongs as bytes, so a pong is recognised without decoding it. */
 const PONG_BYTES = Object.values(PONGS).map((pong) => Buffer.from(pong))
 
 /**
- * Sends `ping`: its frame's bytes are written straight to the TCP connection,
- * the same bytes ws would write, without building a frame per socket (ws
- * writes every frame whole, so this cannot land inside another). Not counted
- * as a frame sent, as before. Through ws when there is no connection to write to.
+ * Writes a whole frame's bytes straight to the socket's TCP connection: the
+ * same bytes ws would write, without ws building the frame again for each
+ * socket. ws writes every frame whole (its sender never queues here: no
+ * compression, no Blobs), so these bytes cannot land inside another frame.
+ * False when there is no connection to write to (the caller goes through ws).
  */
-function sendPing(socket: WebSocket): void {
+function writeWire(socket: WebSocket, wire: Buffer): boolean {
   const tcp = (socket as unknown as { _socket?: Socket | null })._socket
-  if (tcp?.writable) tcp.write(PING_WIRE)
-  else socket.send(PING_FRAME, TEXT_FRAME)
+  if (!tcp?.writable) return false
+  tcp.write(wire)
+  return true
+}
+
+/** Sends `ping` (not counted as a frame sent, as before). */
+function sendPing(socket: WebSocket): void {
+  if (!writeWire(socket, PING_WIRE)) socket.send(PING_FRAME, TEXT_FRAME)
+}
+
+/**
+ * A text frame as a server writes it (RFC 6455 §5.2): FIN and the text
+ * opcode, no mask, the payload's length in 7, 16 or 64 bits, then the text
+ * as UTF-8 — byte for byte what ws writes for `send(text)`.
+ */
+export function textFrameBytes(text: string): Buffer {
+  const length = Buffer.byteLength(text)
+  const header = length < 126 ? 2 : length < 0x10000 ? 4 : 10
+  const wire = Buffer.allocUnsafe(header + length)
+  wire[0] = 0x81
+  if (header === 2) wire[1] = length
+  else if (header === 4) {
+    wire[1] = 126
+    wire.writeUInt16BE(length, 2)
+  } else {
+    wire[1] = 127
+    wire.writeUInt32BE(Math.floor(length / 0x100000000), 2)
+    wire.writeUInt32BE(length >>> 0, 6)
+  }
+  wire.write(text, header, 'utf8')
+  return wire
+}
+
+/** Frames up to this size are kept as the last frame's bytes; a larger one (a long history) goes to one socket only. */
+const MAX_SHARED_FRAME_BYTES = 16 * 1024
+
+/**
+ * The last text frame sent, as bytes. A frame that goes to many sockets (a
+ * queue event to every agent, a chat message to both participants) is sent
+ * to them one right after another as the very same string: it is encoded
+ * once, and each socket gets the same bytes.
+ */
+let lastText: string | undefined
+let lastWire: Buffer = Buffer.alloc(0)
+
+function wireOf(text: string): Buffer {
+  if (text === lastText) return lastWire
+  const wire = textFrameBytes(text)
+  if (wire.length <= MAX_SHARED_FRAME_BYTES) {
+    lastText = text
+    lastWire = wire
+  }
+  return wire
 }
 
 /** True for `pong:user` / `pong:support`, read from the frame's bytes. */
@@ -175,6 +227,8 @@ export const socketsPlugin = fp(
           return
         }
         metrics.frameSent(this, data)
+        // A text frame is written as bytes encoded once for every socket it goes to.
+        if (typeof data === 'string' && options === undefined && cb === undefined && this.readyState === this.OPEN && writeWire(this, wireOf(data))) return
         ;(super.send as (data: unknown, options?: unknown, cb?: unknown) => void)(data, options, cb)
       }
 
