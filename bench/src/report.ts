@@ -1,5 +1,6 @@
 import type { BenchResults, Comparison, RelayResult } from './index.js'
 import { P99_LIMIT_MS } from './relay.js'
+import type { LatencySummary } from './histogram.js'
 
 function pad(cells: string[][]): string {
   const widths = cells[0]!.map((_, c) => Math.max(...cells.map((row) => row[c]!.length)))
@@ -92,12 +93,14 @@ export function summaryTable(results: BenchResults): string {
   }
   if (results.fanout) {
     const f = results.fanout
-    out.push('', `Queue fan-out: ${f.agents} agents on /users, ${f.visitors} visitors one at a time (latency to the last agent)`)
-    const rows = [['event', 'p50 ms', 'p99 ms', 'max ms']]
-    rows.push(['Join → UserJoined', ms(f.joinToLastAgentMs.p50), ms(f.joinToLastAgentMs.p99), ms(f.joinToLastAgentMs.max)])
-    rows.push(['JoinUser → RemoveUser', ms(f.claimToLastAgentMs.p50), ms(f.claimToLastAgentMs.p99), ms(f.claimToLastAgentMs.max)])
+    out.push('', `Queue fan-out: ${f.agents} agents on /users, ${f.visitors} visitors one at a time (latency to the first and to the last agent)`)
+    const rows = [['event', 'first p50 ms', 'first p99 ms', 'last p50 ms', 'last p99 ms', 'last max ms']]
+    const row = (event: string, first: LatencySummary, last: LatencySummary) =>
+      rows.push([event, ms(first.p50), ms(first.p99), ms(last.p50), ms(last.p99), ms(last.max)])
+    row('Join → UserJoined', f.joinToFirstAgentMs, f.joinToLastAgentMs)
+    row('JoinUser → RemoveUser', f.claimToFirstAgentMs, f.claimToLastAgentMs)
     out.push(pad(rows))
-    out.push(`  timeouts ${f.timeouts}; CPU: ChatServer ${f.serverCpuPercent}%, Subscriber ${f.subscriberCpuPercent}%, Redis ${f.redisCpuPercent}%`)
+    out.push(`  timeouts ${f.timeouts}; CPU: ChatServer ${f.serverCpuPercent}%, Subscriber ${f.subscriberCpuPercent}%, Redis ${f.redisCpuPercent}%; generator ${f.generatorCpuPercent}%`)
   }
   if (results.twoInstances) {
     out.push('', 'Two instances: visitor on one ChatServer, agent on another, one Redis (all on the servers\' core)')

@@ -4,7 +4,7 @@ import { bareDriver, oursDriver, socketioDriver, type Driver, type ServerKind } 
 import { latencyHistogram, recordMs, summarize, type LatencySummary } from './histogram.js'
 import { cpuSeconds, rssBytes, startPeer, startRedis, startService, waitForQuiet, type BenchProcess, type BenchServer } from './procs.js'
 import { runRelay, type MeasuredProcess, type RelayOptions, type RelayResult } from './relay.js'
-import { Inbox, mapLimit, openSocket, type Heartbeat } from './sockets.js'
+import { Inbox, mapLimit, openSniffed, openSocket, type Heartbeat, type SniffedSocket } from './sockets.js'
 
 /** Stops what was started, last first, whatever happens. */
 class Processes {
@@ -226,10 +226,15 @@ export interface FanoutResult {
   joinToLastAgentMs: LatencySummary
   /** `JoinUser` sent → `RemoveUser` at the last of the agents. */
   claimToLastAgentMs: LatencySummary
+  /** The same to the first agent: how soon the event is out at all; the last minus the first is the fan-out's spread. */
+  joinToFirstAgentMs: LatencySummary
+  claimToFirstAgentMs: LatencySummary
   timeouts: number
   serverCpuPercent: number
   subscriberCpuPercent: number
   redisCpuPercent: number
+  /** The generator's own CPU (its core): reading every agent's frame is its work, as writing them is the Subscriber's. */
+  generatorCpuPercent: number
 }
 
 /**
@@ -248,7 +253,7 @@ export async function fanoutScenario(opts: {
 }): Promise<FanoutResult> {
   const progress = opts.onProgress ?? (() => {})
   const procs = new Processes()
-  const sockets: WebSocket[] = []
+  const sockets: SniffedSocket[] = []
   try {
     const redis = procs.add(await startRedis(opts.pin))
     const root = opts.oursRoot ? { root: opts.oursRoot } : {}
@@ -256,27 +261,25 @@ export async function fanoutScenario(opts: {
     const subscriber = procs.add(await startService('subscriber', { pin: opts.pin, redisUrl: redis.url, ...root }))
     progress(`fan-out: connecting ${opts.agents} agents`, 0)
     // What each agent is waiting for; the last one to see it resolves the round.
-    let expect: { frameType: string; userId: string; remaining: number; lastAt: number; done: () => void } | undefined
+    let expect: { frameType: string; userId: string; remaining: number; firstAt: number; lastAt: number; done: () => void } | undefined
     const typeMarkers = { UserJoined: Buffer.from('"type":"UserJoined"'), RemoveUser: Buffer.from('"type":"RemoveUser"') }
     const agents = await mapLimit(opts.agents, 32, async () => {
-      const socket = await openSocket(`${subscriber.ws}/users`)
-      sockets.push(socket)
-      socket.on('message', (data: Buffer) => {
-        if (data.length === 4 && data.toString() === 'ping') {
-          socket.send('pong:support')
-          return
-        }
+      // Bytes, not frames: the event's type and the visitor's userId are found in the chunk as sent.
+      const agent = await openSniffed(`${subscriber.ws}/users`, 'pong:support', (chunk) => {
         const round = expect
         if (round === undefined) return
-        if (data.indexOf(typeMarkers[round.frameType as keyof typeof typeMarkers]) < 0 || data.indexOf(round.userId) < 0) return
+        if (chunk.indexOf(typeMarkers[round.frameType as keyof typeof typeMarkers]) < 0 || chunk.indexOf(round.userId) < 0) return
         round.lastAt = performance.now()
+        if (round.remaining === opts.agents) round.firstAt = round.lastAt
         if (--round.remaining === 0) round.done()
       })
-      socket.send('{"type":"Load"}')
-      return socket
+      sockets.push(agent)
+      agent.sendText('{"type":"Load"}')
+      return agent
     })
     await new Promise((resolve) => setTimeout(resolve, 300))
-    const waitAll = (frameType: 'UserJoined' | 'RemoveUser', userId: string, send: () => void): Promise<number | undefined> =>
+    /** Milliseconds from `send` to the event at the first and at the last agent; undefined after 5 s without every agent. */
+    const waitAll = (frameType: 'UserJoined' | 'RemoveUser', userId: string, send: () => void): Promise<{ first: number; last: number } | undefined> =>
       new Promise((resolve) => {
         const sentAt = performance.now()
         const timer = setTimeout(() => {
@@ -287,26 +290,31 @@ export async function fanoutScenario(opts: {
           frameType,
           userId,
           remaining: agents.length,
+          firstAt: 0,
           lastAt: 0,
           done: () => {
             clearTimeout(timer)
-            const lastAt = expect!.lastAt
+            const { firstAt, lastAt } = expect!
             expect = undefined
-            resolve(lastAt - sentAt)
+            resolve({ first: firstAt - sentAt, last: lastAt - sentAt })
           },
         }
         send()
       })
     const joined = latencyHistogram()
     const claimed = latencyHistogram()
+    const joinedFirst = latencyHistogram()
+    const claimedFirst = latencyHistogram()
     let timeouts = 0
     const procsMeasured = [chatServer, subscriber, redis]
     let cpuBefore: number[] = []
+    let generatorBefore = process.cpuUsage()
     let started = 0
     // Round 0 is a warm-up (and proves every agent's Load took effect): not recorded.
     for (let round = 0; round <= opts.visitors; round++) {
       if (round === 1) {
         cpuBefore = await Promise.all(procsMeasured.map((p) => cpuSeconds(p.pid)))
+        generatorBefore = process.cpuUsage()
         started = performance.now()
       }
       const res = await fetch(`${chatServer.http}/user/join/f${round}`)
@@ -318,18 +326,25 @@ export async function fanoutScenario(opts: {
       )
       const claimer = agents[round % agents.length]!
       const claimMs = await waitAll('RemoveUser', visitor.userId, () =>
-        claimer.send(JSON.stringify({ type: 'JoinUser', args: { userId: visitor.userId, chatId: visitor.chatId, username: visitor.username } })),
+        claimer.sendText(JSON.stringify({ type: 'JoinUser', args: { userId: visitor.userId, chatId: visitor.chatId, username: visitor.username } })),
       )
       inbox.detach()
       socket.terminate()
       if (round === 0) continue
-      if (joinMs === undefined) timeouts++
-      else recordMs(joined, joinMs)
-      if (claimMs === undefined) timeouts++
-      else recordMs(claimed, claimMs)
+      for (const [ms, first, last] of [
+        [joinMs, joinedFirst, joined],
+        [claimMs, claimedFirst, claimed],
+      ] as const) {
+        if (ms === undefined) timeouts++
+        else {
+          recordMs(first, ms.first)
+          recordMs(last, ms.last)
+        }
+      }
       if (round % 10 === 0) progress(`fan-out: ${opts.agents} agents, visitor ${round}/${opts.visitors}`, round / opts.visitors)
     }
     const wall = (performance.now() - started) / 1000
+    const generator = process.cpuUsage(generatorBefore)
     const cpuAfter = await Promise.all(procsMeasured.map((p) => cpuSeconds(p.pid)))
     const pct = (i: number) => Math.round(((cpuAfter[i]! - cpuBefore[i]!) / wall) * 1000) / 10
     return {
@@ -337,13 +352,16 @@ export async function fanoutScenario(opts: {
       visitors: opts.visitors,
       joinToLastAgentMs: summarize(joined),
       claimToLastAgentMs: summarize(claimed),
+      joinToFirstAgentMs: summarize(joinedFirst),
+      claimToFirstAgentMs: summarize(claimedFirst),
       timeouts,
       serverCpuPercent: pct(0),
       subscriberCpuPercent: pct(1),
       redisCpuPercent: pct(2),
+      generatorCpuPercent: Math.round(((generator.user + generator.system) / 1e6 / wall) * 1000) / 10,
     }
   } finally {
-    for (const socket of sockets) socket.terminate()
+    for (const socket of sockets) socket.close()
     await procs.stopAll()
   }
 }

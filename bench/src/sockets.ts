@@ -1,4 +1,8 @@
+import { request } from 'node:http'
+import type { Socket } from 'node:net'
+import { randomBytes } from 'node:crypto'
 import { WebSocket } from 'ws'
+import { Opcode, frame } from '@switchboard/testing'
 
 /**
  * A raw `ws` client with the cheapest settings for the generator: no
@@ -7,6 +11,57 @@ import { WebSocket } from 'ws'
  */
 export function openSocket(url: string, timeoutMs = 10_000): Promise<WebSocket> {
   return opened(new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: timeoutMs }))
+}
+
+/**
+ * A WebSocket opened for reading its frames' bytes as they come off TCP,
+ * with no WebSocket parser: a server's frames are not masked, so the JSON
+ * of every frame is there to find in the chunks. The generator's cheapest
+ * way to watch many sockets (the queue fan-out: one chunk with the event
+ * per agent). `ping`s are counted in the chunks and answered with `pong`.
+ */
+export interface SniffedSocket {
+  readonly socket: Socket
+  /** Writes a text frame, masked as a client's must be. */
+  sendText(text: string): void
+  close(): void
+}
+
+/** A masked text frame (the key is fixed: a benchmark has no cache to poison). */
+export function maskedText(text: string): Buffer {
+  return frame({ opcode: Opcode.TEXT, payload: text, mask: Buffer.from([0x5b, 0x1d, 0x9e, 0x42]) })
+}
+
+/** The exact bytes of a server's `ping` text frame: JSON never holds byte 0x81 followed by 0x04, so they are unambiguous in a chunk. */
+const PING_WIRE = Buffer.from([0x81, 0x04, ...Buffer.from('ping')])
+
+export function openSniffed(url: string, pong: string, onChunk: (chunk: Buffer) => void, timeoutMs = 10_000): Promise<SniffedSocket> {
+  const target = new URL(url)
+  const pongWire = maskedText(pong)
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: target.hostname,
+      port: Number(target.port),
+      path: target.pathname,
+      timeout: timeoutMs,
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Key': randomBytes(16).toString('base64'), 'Sec-WebSocket-Version': '13' },
+    })
+    req.once('timeout', () => req.destroy(new Error(`upgrade to ${url} timed out`)))
+    req.once('error', reject)
+    req.once('response', (res) => reject(new Error(`upgrade to ${url} refused: HTTP ${res.statusCode}`)))
+    req.once('upgrade', (_res, socket: Socket, head: Buffer) => {
+      socket.setNoDelay(true)
+      socket.on('error', () => {})
+      const read = (chunk: Buffer) => {
+        for (let at = chunk.indexOf(PING_WIRE); at >= 0; at = chunk.indexOf(PING_WIRE, at + PING_WIRE.length)) socket.write(pongWire)
+        onChunk(chunk)
+      }
+      socket.on('data', read)
+      if (head.length > 0) read(head)
+      resolve({ socket, sendText: (text) => void socket.write(maskedText(text)), close: () => socket.destroy() })
+    })
+    req.end()
+  })
 }
 
 function opened(socket: WebSocket): Promise<WebSocket> {

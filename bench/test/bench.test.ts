@@ -67,3 +67,22 @@ t.test('a quick idle run on ChatServer, the Socket.IO peer and the bare relay: e
   t.equal(results.idle[2]!.redisCpuPercent, 0, 'the bare relay has no Redis')
   t.match(summaryTable(results), /Idle chats[^]*socketio[^]*bare/)
 })
+
+// The queue fan-out: every agent gets every visitor's UserJoined and RemoveUser,
+// the first agent no later than the last.
+t.test('a quick fan-out: every agent sees each visitor joined and claimed', async (t) => {
+  const results = await runBench({ ...quickOptions(), scenarios: ['fanout'], fanoutAgents: 5, fanoutVisitors: 4, pin: false })
+  const fanout = results.fanout!
+  t.equal(fanout.agents, 5)
+  t.equal(fanout.visitors, 4)
+  t.equal(fanout.timeouts, 0, 'no round waited 5 s for an agent')
+  for (const [first, last] of [
+    [fanout.joinToFirstAgentMs, fanout.joinToLastAgentMs],
+    [fanout.claimToFirstAgentMs, fanout.claimToLastAgentMs],
+  ] as const) {
+    t.equal(last.count, 4, 'one latency per visitor')
+    t.equal(first.count, 4)
+    t.ok(first.p50 > 0 && first.max <= last.max, 'the first agent is reached no later than the last')
+  }
+  t.match(summaryTable(results), /Queue fan-out: 5 agents[^]*JoinUser → RemoveUser/)
+})
