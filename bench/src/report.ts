@@ -74,7 +74,7 @@ export function summaryTable(results: BenchResults): string {
   }
   if (results.idle.length > 0) {
     out.push('', 'Idle chats (a visitor and an agent socket each, answering heartbeats); memory after a full GC, once the sockets opened | after the CPU window')
-    const rows = [['server', 'heartbeat', 'sockets', 'pongs/s', 'RSS/socket', 'heap/socket', 'RSS before→after', 'server CPU', 'Redis CPU', 'gen CPU']]
+    const rows = [['server', 'heartbeat', 'sockets', 'pongs/s', 'RSS/socket', 'heap/socket', 'RSS before→after', 'server CPU', 'Redis CPU', 'gen CPU', 'result']]
     for (const r of results.idle) {
       rows.push([
         r.kind,
@@ -87,9 +87,11 @@ export function summaryTable(results: BenchResults): string {
         `${r.serverCpuPercent}%`,
         `${r.redisCpuPercent}%`,
         `${r.generatorCpuPercent}%`,
+        r.valid ? 'ok' : 'INVALID',
       ])
     }
     out.push(pad(rows))
+    for (const r of results.idle) if (!r.valid) out.push(`  ${r.kind} ${r.heartbeatMs} ms INVALID (the generator limited it): ${r.notes.join('; ')}`)
   }
   if (results.fanout) {
     const f = results.fanout
@@ -101,6 +103,7 @@ export function summaryTable(results: BenchResults): string {
     row('JoinUser → RemoveUser', f.claimToFirstAgentMs, f.claimToLastAgentMs)
     out.push(pad(rows))
     out.push(`  timeouts ${f.timeouts}; CPU: ChatServer ${f.serverCpuPercent}%, Subscriber ${f.subscriberCpuPercent}%, Redis ${f.redisCpuPercent}%; generator ${f.generatorCpuPercent}%`)
+    if (!f.valid) out.push(`  INVALID (the generator limited it): ${f.notes.join('; ')}`)
   }
   if (results.twoInstances) {
     out.push('', 'Two instances: visitor on one ChatServer, agent on another, one Redis (all on the servers\' core)')

@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws'
 import { bareDriver, oursDriver, socketioDriver, type Driver, type ServerKind } from './drivers.js'
 import { latencyHistogram, recordMs, summarize, type LatencySummary } from './histogram.js'
 import { cpuSeconds, rssBytes, startPeer, startRedis, startService, waitForQuiet, type BenchProcess, type BenchServer } from './procs.js'
-import { runRelay, type MeasuredProcess, type RelayOptions, type RelayResult } from './relay.js'
+import { GENERATOR_CPU_LIMIT, runRelay, type MeasuredProcess, type RelayOptions, type RelayResult } from './relay.js'
 import { Inbox, mapLimit, openSniffed, openSocket, type Heartbeat, type SniffedSocket } from './sockets.js'
 
 /** Stops what was started, last first, whatever happens. */
@@ -52,6 +52,14 @@ export async function relayScenario(kind: ServerKind, opts: RelayOptions & { pin
   }
 }
 
+/** Below this share of the heartbeat's rate in pongs, pings went unanswered (or unsent): the run is not what it claims. */
+const MIN_HEARTBEAT_RATE = 0.9
+
+/** Why the generator may have limited a run: its core (nearly) full. */
+function generatorNotes(cpuPercent: number): string[] {
+  return cpuPercent >= GENERATOR_CPU_LIMIT * 100 ? [`generator CPU ${cpuPercent.toFixed(0)}% of a core`] : []
+}
+
 export interface IdleResult {
   /** Which server: ours, the Socket.IO peer (its own heartbeat at the same interval), or the bare ws relay doing ChatServer's heartbeat. */
   kind: ServerKind
@@ -82,6 +90,9 @@ export interface IdleResult {
   cpuWindowSeconds: number
   /** CPU of everything else on the machine before the window, percent of one core. */
   otherCpuPercent: number
+  /** False when the generator limited the run (its core nearly full, or the heartbeat not answered at its rate): discard the figures. */
+  valid: boolean
+  notes: string[]
 }
 
 async function heapUsed(server: BenchServer): Promise<number> {
@@ -182,6 +193,11 @@ export async function idleScenario(opts: {
     const rssIdle = await rssBytes(server.pid)
     const heapIdle = await heapUsed(server)
     const socketCount = opts.chats * 2
+    const pongsPerSecond = Math.round(pongsInWindow / wall)
+    const generatorCpuPercent = Math.round(((generator.user + generator.system) / 1e6 / wall) * 1000) / 10
+    const notes = generatorNotes(generatorCpuPercent)
+    const heartbeatRate = pongsPerSecond / ((socketCount * 1000) / opts.heartbeatMs)
+    if (heartbeatRate < MIN_HEARTBEAT_RATE) notes.push(`pongs at ${Math.round(heartbeatRate * 100)} % of the heartbeat's rate`)
     return {
       kind: opts.kind,
       heartbeatMs: opts.heartbeatMs,
@@ -191,14 +207,16 @@ export async function idleScenario(opts: {
       heapPerSocket: Math.round((heapAfter - heapBefore) / socketCount),
       rssPerSocketIdle: Math.round((rssIdle - rssBefore) / socketCount),
       heapPerSocketIdle: Math.round((heapIdle - heapBefore) / socketCount),
-      pongsPerSecond: Math.round(pongsInWindow / wall),
+      pongsPerSecond,
       rssBeforeMb: Math.round(rssBefore / 1e5) / 10,
       rssAfterMb: Math.round(rssAfter / 1e5) / 10,
       serverCpuPercent: Math.round(((after[0]! - before[0]!) / wall) * 1000) / 10,
       redisCpuPercent: redis ? Math.round(((after[1]! - before[1]!) / wall) * 1000) / 10 : 0,
-      generatorCpuPercent: Math.round(((generator.user + generator.system) / 1e6 / wall) * 1000) / 10,
+      generatorCpuPercent,
       cpuWindowSeconds: Math.round(wall * 10) / 10,
       otherCpuPercent: quiet.otherCpuPercent,
+      valid: notes.length === 0,
+      notes,
     }
   } finally {
     for (const socket of sockets) socket.terminate()
@@ -235,6 +253,9 @@ export interface FanoutResult {
   redisCpuPercent: number
   /** The generator's own CPU (its core): reading every agent's frame is its work, as writing them is the Subscriber's. */
   generatorCpuPercent: number
+  /** False when the generator's core was nearly full or a round timed out: discard the figures. */
+  valid: boolean
+  notes: string[]
 }
 
 /**
@@ -345,6 +366,9 @@ export async function fanoutScenario(opts: {
     }
     const wall = (performance.now() - started) / 1000
     const generator = process.cpuUsage(generatorBefore)
+    const generatorCpuPercent = Math.round(((generator.user + generator.system) / 1e6 / wall) * 1000) / 10
+    const notes = generatorNotes(generatorCpuPercent)
+    if (timeouts > 0) notes.push(`${timeouts} events did not reach every agent within 5 s`)
     const cpuAfter = await Promise.all(procsMeasured.map((p) => cpuSeconds(p.pid)))
     const pct = (i: number) => Math.round(((cpuAfter[i]! - cpuBefore[i]!) / wall) * 1000) / 10
     return {
@@ -358,7 +382,9 @@ export async function fanoutScenario(opts: {
       serverCpuPercent: pct(0),
       subscriberCpuPercent: pct(1),
       redisCpuPercent: pct(2),
-      generatorCpuPercent: Math.round(((generator.user + generator.system) / 1e6 / wall) * 1000) / 10,
+      generatorCpuPercent,
+      valid: notes.length === 0,
+      notes,
     }
   } finally {
     for (const socket of sockets) socket.close()

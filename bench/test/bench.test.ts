@@ -66,6 +66,13 @@ t.test('a quick idle run on ChatServer, the Socket.IO peer and the bare relay: e
   }
   t.equal(results.idle[2]!.redisCpuPercent, 0, 'the bare relay has no Redis')
   t.match(summaryTable(results), /Idle chats[^]*socketio[^]*bare/)
+  for (const idle of results.idle) {
+    t.type(idle.valid, 'boolean')
+    t.equal(idle.valid, idle.notes.length === 0, `${idle.kind}: invalid exactly when there is a reason`)
+  }
+  // A run the generator limited is reported as such, with the reason.
+  const limited = { ...results, idle: [{ ...results.idle[0]!, valid: false, notes: ['generator CPU 97% of a core'] }] }
+  t.match(summaryTable(limited), /ours 200 ms INVALID \(the generator limited it\): generator CPU 97% of a core/)
 })
 
 // The queue fan-out: every agent gets every visitor's UserJoined and RemoveUser,
@@ -85,4 +92,6 @@ t.test('a quick fan-out: every agent sees each visitor joined and claimed', asyn
     t.ok(first.p50 > 0 && first.max <= last.max, 'the first agent is reached no later than the last')
   }
   t.match(summaryTable(results), /Queue fan-out: 5 agents[^]*JoinUser → RemoveUser/)
+  t.equal(fanout.valid, fanout.notes.length === 0, 'invalid exactly when there is a reason')
+  t.notMatch(fanout.notes.join(), /did not reach every agent/, 'no round timed out')
 })
