@@ -291,7 +291,7 @@ export async function fanoutScenario(opts: {
         if (round === undefined) return
         if (chunk.indexOf(typeMarkers[round.frameType as keyof typeof typeMarkers]) < 0 || chunk.indexOf(round.userId) < 0) return
         round.lastAt = performance.now()
-        if (round.remaining === opts.agents) round.firstAt = round.lastAt
+        if (round.firstAt === 0) round.firstAt = round.lastAt
         if (--round.remaining === 0) round.done()
       })
       sockets.push(agent)

@@ -50,6 +50,8 @@ export function openSniffed(url: string, pong: string, onChunk: (chunk: Buffer) 
     req.once('error', reject)
     req.once('response', (res) => reject(new Error(`upgrade to ${url} refused: HTTP ${res.statusCode}`)))
     req.once('upgrade', (_res, socket: Socket, head: Buffer) => {
+      // The request's timeout was for the handshake: the open socket waits as long as it needs.
+      socket.setTimeout(0)
       socket.setNoDelay(true)
       socket.on('error', () => {})
       const read = (chunk: Buffer) => {
