@@ -13,6 +13,11 @@ export const GENERATOR_CPU_LIMIT = 0.9
 /** … or its sends leave this much later than scheduled (p99). */
 export const SEND_LAG_LIMIT_MS = 10
 
+/** Why the generator may have limited a run (relay step, idle, fan-out): its core (nearly) full. */
+export function generatorNotes(cpuPercent: number): string[] {
+  return cpuPercent >= GENERATOR_CPU_LIMIT * 100 ? [`generator CPU ${cpuPercent.toFixed(0)}% of a core`] : []
+}
+
 /** Other processes on the machine using this share of a core during a step make it noisy (noted, not invalid). */
 export const OTHER_CPU_LIMIT = 0.15
 
@@ -246,8 +251,7 @@ export async function runRelay(driver: Driver, processes: MeasuredProcess[], opt
       const latencyMs = summarize(histogram)
       const other = busy - serverCpu - redisCpu - (generatorAll.user + generatorAll.system) / 1e6
       const otherCpuPercent = round2(Math.max(0, (other / wallSeconds) * 100))
-      const notes: string[] = []
-      if (generatorCpuPercent >= GENERATOR_CPU_LIMIT * 100) notes.push(`generator CPU ${generatorCpuPercent.toFixed(0)}% of a core`)
+      const notes = generatorNotes(generatorCpuPercent)
       if (lag.p99 > SEND_LAG_LIMIT_MS) notes.push(`generator sends lag ${lag.p99} ms (p99)`)
       const valid = notes.length === 0
       if (otherCpuPercent > OTHER_CPU_LIMIT * 100) notes.push(`other processes used ${otherCpuPercent.toFixed(0)}% of a core meanwhile`)

@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws'
 import { bareDriver, oursDriver, socketioDriver, type Driver, type ServerKind } from './drivers.js'
 import { latencyHistogram, recordMs, summarize, type LatencySummary } from './histogram.js'
 import { cpuSeconds, rssBytes, startPeer, startRedis, startService, waitForQuiet, type BenchProcess, type BenchServer } from './procs.js'
-import { GENERATOR_CPU_LIMIT, runRelay, type MeasuredProcess, type RelayOptions, type RelayResult } from './relay.js'
+import { generatorNotes, runRelay, type MeasuredProcess, type RelayOptions, type RelayResult } from './relay.js'
 import { Inbox, mapLimit, openSniffed, openSocket, type Heartbeat, type SniffedSocket } from './sockets.js'
 
 /** Stops what was started, last first, whatever happens. */
@@ -54,11 +54,6 @@ export async function relayScenario(kind: ServerKind, opts: RelayOptions & { pin
 
 /** Below this share of the heartbeat's rate in pongs, pings went unanswered (or unsent): the run is not what it claims. */
 const MIN_HEARTBEAT_RATE = 0.9
-
-/** Why the generator may have limited a run: its core (nearly) full. */
-function generatorNotes(cpuPercent: number): string[] {
-  return cpuPercent >= GENERATOR_CPU_LIMIT * 100 ? [`generator CPU ${cpuPercent.toFixed(0)}% of a core`] : []
-}
 
 export interface IdleResult {
   /** Which server: ours, the Socket.IO peer (its own heartbeat at the same interval), or the bare ws relay doing ChatServer's heartbeat. */
