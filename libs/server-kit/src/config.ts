@@ -24,6 +24,8 @@ const EnvSchema = Type.Object({
   IDLE_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 120 }),
   /** A chat with an agent and no ChatMessage this long expires. @default 120 */
   CHAT_TTL_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 30 * 86_400, default: 120 }),
+  /** How long a chat's Redis keys outlive its deadline: a safety net that lets a late sweep still announce the expiry, and removes the keys if no instance sweeps. @default 60 */
+  CHAT_KEY_GRACE_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 60 }),
   /** v2 sockets get ChatExpiring this long before an inactive chat expires (at most half of CHAT_TTL_SECONDS). @default 30 */
   CHAT_EXPIRY_WARNING_SECONDS: Type.Number({ minimum: 0, maximum: 86_400, default: 30 }),
   /** A v2 Typing start without a stop ends by itself after this long. @default 5000 */
@@ -93,6 +95,8 @@ export interface Config {
   readonly heartbeatIntervalMs: number
   readonly idleTimeoutSeconds: number
   readonly chatTtlSeconds: number
+  /** How long a chat's keys outlive its deadline, in ms. */
+  readonly chatKeyGraceMs: number
   readonly maxFrameBytes: number
   /** Bytes waiting to be sent on one socket above which it is closed (SLOW_CONSUMER). */
   readonly maxBufferedBytes: number
@@ -166,6 +170,7 @@ function fromEnv(env: Static<typeof EnvSchema>): Config {
     heartbeatIntervalMs: env.HEARTBEAT_INTERVAL_MS,
     idleTimeoutSeconds: env.IDLE_TIMEOUT_SECONDS,
     chatTtlSeconds: env.CHAT_TTL_SECONDS,
+    chatKeyGraceMs: Math.round(env.CHAT_KEY_GRACE_SECONDS * 1000),
     maxFrameBytes: env.MAX_FRAME_BYTES,
     maxBufferedBytes: env.MAX_BUFFERED_BYTES,
     chatExpiryWarningSeconds: env.CHAT_EXPIRY_WARNING_SECONDS,

@@ -9,6 +9,7 @@ const DEFAULTS: Config = {
   heartbeatIntervalMs: 1000,
   idleTimeoutSeconds: 120,
   chatTtlSeconds: 120,
+  chatKeyGraceMs: 60_000,
   maxFrameBytes: 65536,
   maxBufferedBytes: 4194304,
   chatExpiryWarningSeconds: 30,

@@ -24,7 +24,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     config,
     opts,
   )
-  const expiry = { chatTtlMs: config.chatTtlSeconds * 1000 }
+  const expiry = { chatTtlMs: config.chatTtlSeconds * 1000, keyGraceMs: config.chatKeyGraceMs }
   app.decorate('chatChannels', new ChatChannels(app.redis.commands, app.pubsub, app.log))
   await app.register(waitingKeepAlivePlugin, expiry)
   await app.register(queuePositionsPlugin)

@@ -17,7 +17,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   )
   await app.register(queueFeedPlugin)
   await app.register(agentsPlugin, { offlineAfterMs: config.agentOfflineAfterMs })
-  await app.register(usersRoute, { maxChatsPerAgent: config.maxChatsPerAgent, chatTtlMs: config.chatTtlSeconds * 1000 })
+  await app.register(usersRoute, { maxChatsPerAgent: config.maxChatsPerAgent, chatTtlMs: config.chatTtlSeconds * 1000, keyGraceMs: config.chatKeyGraceMs })
   await app.register(agentRoutes, { maxChatsPerAgent: config.maxChatsPerAgent })
   return app
 }

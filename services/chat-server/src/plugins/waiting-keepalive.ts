@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { isRedisUnavailable, touchWaiting } from '@switchboard/domain'
+import { isRedisUnavailable, touchWaiting, type ExpiryOptions } from '@switchboard/domain'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,7 +18,7 @@ declare module 'fastify' {
  * CHAT_TTL. Once they leave, the deadline runs out and the chat expires.
  */
 export const waitingKeepAlivePlugin = fp(
-  async function waitingKeepAlive(app: FastifyInstance, opts: { chatTtlMs: number }) {
+  async function waitingKeepAlive(app: FastifyInstance, opts: ExpiryOptions) {
     const counts = new Map<string, number>()
     app.decorate('waitingVisitors', {
       add(chatId: string) {
@@ -33,7 +33,7 @@ export const waitingKeepAlivePlugin = fp(
     const everyMs = Math.max(50, Math.min(opts.chatTtlMs / 4, 15_000))
     const timer = setInterval(() => {
       if (counts.size === 0) return
-      touchWaiting(app.redis.commands, counts.keys(), { chatTtlMs: opts.chatTtlMs }).catch((err) => {
+      touchWaiting(app.redis.commands, counts.keys(), opts).catch((err) => {
         if (!isRedisUnavailable(err)) app.log.error({ err }, 'keeping waiting visitors alive failed')
       })
     }, everyMs)

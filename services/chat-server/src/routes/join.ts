@@ -3,7 +3,7 @@ import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
 import { isDisplayName } from '@switchboard/protocol'
 import { httpErrorSchema, sendHttpError } from '@switchboard/server-kit'
-import { createChat, isRedisUnavailable, serviceStatus } from '@switchboard/domain'
+import { createChat, isRedisUnavailable, serviceStatus, type ExpiryOptions } from '@switchboard/domain'
 
 /** A visitor's name, trimmed; null when it is not a valid display name. */
 export function normaliseName(raw: string): string | null {
@@ -65,7 +65,7 @@ const statusSchema = {
  * CORS for the allowed origins (foreign ones were refused with 403 before
  * this), and a per-IP rate on joining shared by all instances through Redis.
  */
-export async function joinRoute(app: FastifyInstance, opts: { chatTtlMs: number; joinsPerMinute: number }) {
+export async function joinRoute(app: FastifyInstance, opts: ExpiryOptions & { joinsPerMinute: number }) {
   await app.register(cors, { origin: true, methods: ['GET'] })
   await app.register(rateLimit, {
     global: false,
@@ -86,7 +86,7 @@ export async function joinRoute(app: FastifyInstance, opts: { chatTtlMs: number;
     const username = normaliseName(req.params.userName)
     if (username === null) return sendHttpError(reply, 'INVALID_USERNAME')
     try {
-      const visitor = await createChat(app.redis.commands, username, { chatTtlMs: opts.chatTtlMs })
+      const visitor = await createChat(app.redis.commands, username, opts)
       req.log.info({ chatId: visitor.chatId }, 'visitor registered')
       return { userId: visitor.userId, username: visitor.username, chatId: visitor.chatId }
     } catch (err) {

@@ -14,7 +14,7 @@ import {
   type JoinUserArgs,
   type TransferChatArgs,
 } from '@switchboard/protocol'
-import { claimVisitor, listQueue, newId, setAgentStatus, transferChat, type QueueEvent } from '@switchboard/domain'
+import { claimVisitor, listQueue, newId, setAgentStatus, transferChat, type ExpiryOptions, type QueueEvent } from '@switchboard/domain'
 import { SocketLogger, requireAgent, type AgentIdentity } from '@switchboard/server-kit'
 import type { QueueFrames, QueueListener } from '../plugins/queue-feed.js'
 import type { AgentSocket } from '../plugins/agents.js'
@@ -31,9 +31,8 @@ const parsers: Record<1 | 2, FrameParser<QueueFrame>> = {
   2: compileFrameParser(QueueClientFramesV2) as FrameParser<QueueFrame>,
 }
 
-export interface UsersRouteOptions {
+export interface UsersRouteOptions extends ExpiryOptions {
   maxChatsPerAgent: number
-  chatTtlMs: number
 }
 
 /** WebSocket `/users`: the agents' live queue of waiting visitors, and (v2) the team and the agent's own chats. */
@@ -145,6 +144,7 @@ class AgentSession {
     const agent = this.#identified('TransferChat')
     await transferChat(this.app.redis.commands, args.chatId, agent.agentId, args.toAgentId, {
       chatTtlMs: this.opts.chatTtlMs,
+      keyGraceMs: this.opts.keyGraceMs,
       maxChats: this.opts.maxChatsPerAgent,
     })
     this.log.info({ chatId: args.chatId, toAgentId: args.toAgentId }, 'chat transferred')
