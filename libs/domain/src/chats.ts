@@ -177,7 +177,7 @@ export async function joinSupport(
   const result = await runScript(
     redis,
     'sbJoinSupport',
-    [keys.chat(chat.chatId), keys.queue, keys.deadlines, keys.claims],
+    [keys.chat(chat.chatId), keys.queue, keys.deadlines, keys.claims, keys.messages(chat.chatId), keys.clientIds(chat.chatId), keys.receipts(chat.chatId)],
     [
       chat.chatId,
       chat.userId,
@@ -382,7 +382,7 @@ export async function endChat(redis: Redis, chatId: string, by: Party, givenReas
   return result === 'ok'
 }
 
-/** Keeps chats whose visitor is connected and whom no agent has joined yet alive. */
+/** Keeps chats whose visitor is connected and whom no agent has joined yet alive, with every key they hold. */
 export async function touchWaiting(redis: Redis, chatIds: Iterable<string>, opts: ExpiryOptions): Promise<void> {
   const pipeline = redis.pipeline()
   let n = 0
@@ -390,6 +390,9 @@ export async function touchWaiting(redis: Redis, chatIds: Iterable<string>, opts
     ;(pipeline as unknown as Record<string, (...a: unknown[]) => void>).sbTouchWaiting!(
       keys.chat(chatId),
       keys.deadlines,
+      keys.messages(chatId),
+      keys.clientIds(chatId),
+      keys.receipts(chatId),
       chatId,
       opts.chatTtlMs,
       grace(opts),

@@ -26,6 +26,15 @@ local function alive(deadlines, chatId, now)
 end
 `
 
+// Every key of a chat lives as long as the chat: whatever moves the deadline
+// renews them all, or one left behind (the history, the clientMessageIds, the
+// receipts) vanishes under a chat that is still alive.
+const RENEW = `
+local function renewChatKeys(ms, chat, messages, clientIds, receipts)
+  for _, key in ipairs({chat, messages, clientIds, receipts}) do redis.call('PEXPIRE', key, ms) end
+end
+`
+
 // Seats: an agent's chats. An away agent takes no new visitor, and no agent more than maxChats (0: no limit).
 const SEATS = `${LUA_AGENT_KEYS}
 local function seatRefusal(id, maxChats)
@@ -110,14 +119,14 @@ return 'ok'
 `,
   },
   /**
-   * KEYS: chat, queue, deadlines, claims
+   * KEYS: chat, queue, deadlines, claims, messages, clientIds, receipts
    * ARGV: chatId, userId, supportId, supportUserName, ttlMs, graceMs, chatChannel, envelope, queueChannel,
    *       agentId ('' when agents are anonymous), maxChats, agentChannel
    * → 'ok' | 'expired' | 'mismatch' | 'ended' | 'claimed' | 'same' (this agent has the chat already) | 'away' | 'capacity'
    */
   sbJoinSupport: {
-    keys: 4,
-    lua: `${NOW}${ALIVE}${SEATS}
+    keys: 7,
+    lua: `${NOW}${ALIVE}${RENEW}${SEATS}
 if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
 local f = redis.call('HMGET', KEYS[1], 'userId', 'supportId', 'state', 'claimedBy', 'agentId')
 local agentId = ARGV[10]
@@ -138,7 +147,8 @@ end
 local wasQueued = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'active', 'supportId', ARGV[3], 'supportUserName', ARGV[4], 'supportJoinedAt', now)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]) + tonumber(ARGV[6]))
+-- A chat put back in the queue has a conversation already: it lives on with the chat.
+renewChatKeys(tonumber(ARGV[5]) + tonumber(ARGV[6]), KEYS[1], KEYS[5], KEYS[6], KEYS[7])
 if wasQueued == 1 then
   recordClaim(KEYS[4], ARGV[1], now)
   redis.call('PUBLISH', ARGV[9], '{"kind":"removed","chatId":"' .. ARGV[1] .. '","userId":"' .. ARGV[2] .. '"}')
@@ -171,7 +181,7 @@ return 'ok'
    */
   sbAppendMessage: {
     keys: 5,
-    lua: `${NOW}${ALIVE}
+    lua: `${NOW}${ALIVE}${RENEW}
 if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
 local f = redis.call('HMGET', KEYS[1], 'supportId', 'state', 'pastSupportIds', 'agentId', 'keysTouchedAt', 'holders', 'holder:' .. ARGV[13])
 if f[2] == 'ended' and not f[1] then return 'ended' end
@@ -204,9 +214,7 @@ redis.call('ZADD', KEYS[3], now + tonumber(ARGV[7]), ARGV[1])
 -- half grace period, not on every message: they keep at least half of it.
 if seq == 1 or not f[5] or now - tonumber(f[5]) >= tonumber(ARGV[8]) / 2 then
   redis.call('HSET', KEYS[1], 'keysTouchedAt', now)
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  redis.call('PEXPIRE', KEYS[5], ttl)
+  renewChatKeys(ttl, KEYS[1], KEYS[2], KEYS[4], KEYS[5])
 end
 -- One publication: the message for everyone, and the recipient's unread count for their v2 sockets.
 local reader = ARGV[10] == 'User' and 'support' or 'user'
@@ -324,19 +332,21 @@ return 1
 `,
   },
   /**
-   * Keeps a chat that no agent has joined yet alive while its visitor is connected.
-   * KEYS: chat, deadlines
+   * Keeps a chat that no agent has joined yet alive while its visitor is
+   * connected: all of it, since a chat put back in the queue has a
+   * conversation to keep for the next agent.
+   * KEYS: chat, deadlines, messages, clientIds, receipts
    * ARGV: chatId, ttlMs, graceMs
    * → 1 if extended, 0 otherwise
    */
   sbTouchWaiting: {
-    keys: 2,
-    lua: `${NOW}${ALIVE}
+    keys: 5,
+    lua: `${NOW}${ALIVE}${RENEW}
 if not alive(KEYS[2], ARGV[1], now) then return 0 end
 local f = redis.call('HMGET', KEYS[1], 'supportId', 'state')
 if f[1] or f[2] == 'ended' then return 0 end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]))
+renewChatKeys(tonumber(ARGV[2]) + tonumber(ARGV[3]), KEYS[1], KEYS[3], KEYS[4], KEYS[5])
 return 1
 `,
   },
@@ -374,7 +384,7 @@ return 1
    */
   sbTransfer: {
     keys: 7,
-    lua: `${NOW}${ALIVE}${SEATS}
+    lua: `${NOW}${ALIVE}${RENEW}${SEATS}
 if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
 local f = redis.call('HMGET', KEYS[1], 'state', 'supportId', 'pastSupportIds')
 if f[1] == 'ended' then return 'ended' end
@@ -411,9 +421,7 @@ end
 redis.call('PUBLISH', ARGV[11], ARGV[15])
 -- A transfer is activity: the chat lives on from now.
 redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
-for i = 1, 6 do
-  if i ~= 2 and i ~= 3 then redis.call('PEXPIRE', KEYS[i], ttl + tonumber(ARGV[7])) end
-end
+renewChatKeys(ttl + tonumber(ARGV[7]), KEYS[1], KEYS[4], KEYS[6], KEYS[5])
 agentsChanged(ARGV[11], to ~= '' and {from, to} or {from})
 return 'ok'
 `,

@@ -12,9 +12,11 @@ import {
   joinSupport,
   keys,
   listQueue,
+  markReceipt,
   readHistory,
   sweepExpired,
   touchWaiting,
+  transferChat,
   type RedisConnections,
 } from '@switchboard/domain'
 
@@ -236,4 +238,61 @@ t.test('after expiry, messages and joins are refused with CHAT_EXPIRED', async (
   await expect(claimVisitor(redis, chat.chatId, chat.userId), 'VISITOR_NOT_FOUND', 'a claim after expiry')
   t.same(await readHistory(redis, chat.chatId), [], 'the history is gone')
   t.equal(await redis.exists(keys.chat(chat.chatId)), 0, 'no key was recreated')
+})
+
+t.test('every key of a live chat outlives its deadline, whatever moved the deadline (a chat put back in the queue too)', async (t) => {
+  const { url } = await server(t)
+  const redis = (await connectedRedis(t, url)).commands
+  // A grace much shorter than the time between the steps: a key renewed one step late is caught.
+  const opts = { chatTtlMs: 1000, keyGraceMs: 100 }
+  const chat = await createChat(redis, 'Nika', opts)
+  const chatKeys = { chat: keys.chat(chat.chatId), messages: keys.messages(chat.chatId), clientIds: keys.clientIds(chat.chatId), receipts: keys.receipts(chat.chatId) }
+
+  /** Each key there is, with how much longer it lives than the deadline (negative: it dies first), in one atomic read. */
+  async function outlives(): Promise<Record<string, number>> {
+    const multi = redis.multi()
+    for (const key of Object.values(chatKeys)) multi.pttl(key)
+    const results = (await multi.zscore(keys.deadlines, chat.chatId).time().exec())!.map(([, v]) => v)
+    const now = Number((results.at(-1) as string[])[0]) * 1000 + Math.floor(Number((results.at(-1) as string[])[1]) / 1000)
+    const left = Number(results.at(-2)) - now
+    const margins: Record<string, number> = {}
+    Object.keys(chatKeys).forEach((name, i) => {
+      const pttl = results[i] as number
+      if (pttl !== -2) margins[name] = pttl === -1 ? Infinity : pttl - left
+    })
+    return margins
+  }
+  async function check(what: string, present: number) {
+    const margins = await outlives()
+    t.equal(Object.keys(margins).length, present, `${what}: ${present} keys`)
+    t.same(Object.entries(margins).filter(([, m]) => m < 0 || m === Infinity), [], `${what}: every key outlives the deadline (${JSON.stringify(margins)})`)
+  }
+  const later = async () => redisClockPast(redis, (await redisNow(redis)) + 400)
+
+  await enqueueVisitor(redis, chat, opts)
+  const { supportId } = await joinSupport(redis, chat, 'Vika', opts, 'a1')
+  await appendMessage(redis, { chatId: chat.chatId, userId: chat.userId, supportId, content: 'one', from: 'User', clientMessageId: 'c-1' }, opts)
+  await markReceipt(redis, chat.chatId, 'support', 'read', 1)
+  await check('a message with a clientMessageId, and a receipt', 4)
+
+  await later()
+  await transferChat(redis, chat.chatId, 'a1', null, { ...opts, maxChats: 0 })
+  await check('put back in the queue', 4)
+
+  await later()
+  await touchWaiting(redis, [chat.chatId], opts)
+  await check('kept alive while the visitor waits', 4)
+
+  await later()
+  const again = await joinSupport(redis, chat, 'Dora', opts, 'b1')
+  await check('the next agent joins', 4)
+
+  await later()
+  await appendMessage(redis, { chatId: chat.chatId, userId: chat.userId, supportId: again.supportId, content: 'two', from: 'Support' }, opts)
+  await check('a message without a clientMessageId', 4)
+  t.same(
+    (await readHistory(redis, chat.chatId)).map((m) => [JSON.parse(m).seq, JSON.parse(m).content]),
+    [[1, 'one'], [2, 'two']],
+    'the history is whole, the seqs continue',
+  )
 })
