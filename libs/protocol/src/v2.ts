@@ -11,7 +11,12 @@ export const SUBPROTOCOL_V2 = 'switchboard.v2'
 /** Messages per page of history (a v2 Join without lastSeq, and LoadMore's largest page). */
 export const HISTORY_PAGE_SIZE = 50
 
-const Seq = Type.Integer({ minimum: 0 })
+/**
+ * The largest seq a client may name: a seq is a safe integer (a bigger
+ * number is not one integer to JavaScript, nor one Redis can index by).
+ */
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER
+const Seq = Type.Integer({ minimum: 0, maximum: MAX_SEQ })
 /** A client's own id for a message, to match the Ack and to retry safely. */
 export const ClientMessageId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$' })
 
@@ -34,7 +39,7 @@ export const ChatMessageArgsV2 = Type.Composite([
 export type ChatMessageArgsV2 = Static<typeof ChatMessageArgsV2>
 
 export const LoadMoreArgs = Type.Object({
-  beforeSeq: Type.Integer({ minimum: 1 }),
+  beforeSeq: Type.Integer({ minimum: 1, maximum: MAX_SEQ }),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: HISTORY_PAGE_SIZE })),
 })
 export type LoadMoreArgs = Static<typeof LoadMoreArgs>
@@ -42,7 +47,7 @@ export type LoadMoreArgs = Static<typeof LoadMoreArgs>
 export const TypingArgs = Type.Object({ state: Type.Union([Type.Literal('start'), Type.Literal('stop')]) })
 export type TypingArgs = Static<typeof TypingArgs>
 
-export const ReceiptArgs = Type.Object({ seq: Type.Integer({ minimum: 1 }) })
+export const ReceiptArgs = Type.Object({ seq: Type.Integer({ minimum: 1, maximum: MAX_SEQ }) })
 export type ReceiptArgs = Static<typeof ReceiptArgs>
 
 export const EndChatArgs = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) })

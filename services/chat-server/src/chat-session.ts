@@ -223,6 +223,7 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
     }
     // Only v2 resumes from a seq; a seed-004 socket always gets the whole history.
     const resumeAfter = this.version === 2 ? args.lastSeq : undefined
+    if (resumeAfter !== undefined) await this.#checkResume(resumeAfter)
 
     // A visitor naming a supportId their chat had before a transfer is behind, not someone else: they get the chat as it is now.
     const stale = role === 'user' && args.supportId !== undefined && args.supportId !== chat.supportId && (chat.pastSupportIds ?? []).includes(args.supportId)
@@ -396,6 +397,18 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
     const unsubscribe = this.#unsubscribe
     this.#unsubscribe = undefined
     unsubscribe?.().catch(() => {})
+  }
+
+  /**
+   * A resume from a seq the chat has not reached is refused before the Join
+   * changes anything: the socket would take every live message for one it
+   * has already and drop it. The client joins again without lastSeq.
+   */
+  async #checkResume(resumeAfter: number): Promise<void> {
+    const last = await lastSeq(this.app.redis.commands, this.chatId)
+    if (resumeAfter > last) {
+      throw new ProtocolError('INVALID_SEQ', `lastSeq ${resumeAfter} is beyond this chat's last message (seq ${last}); join again without lastSeq`)
+    }
   }
 
   #joinedRole(): Role {
