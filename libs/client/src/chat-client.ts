@@ -107,6 +107,8 @@ export class ChatClient {
   readonly #offerV2: boolean
   /** Highest seq seen: a reconnect resumes after it. */
   #lastSeq = 0
+  /** This connection's Join asked to resume (sent lastSeq): an INVALID_SEQ for it means join again without. */
+  #resuming = false
   /** Sent (or to send) and not yet acknowledged, in order. */
   readonly #pending = new Map<string, string>()
   #counter = 0
@@ -247,6 +249,7 @@ export class ChatClient {
 
   #join(): void {
     const { userId, username, from, supportId, supportUserName } = this.identity
+    this.#resuming = this.#v2 && supportId !== undefined && this.#lastSeq > 0
     this.#socket.send(
       encodeClient.join({
         userId,
@@ -254,7 +257,7 @@ export class ChatClient {
         from,
         ...(supportId !== undefined ? { supportId } : {}),
         ...(supportUserName !== undefined && from === 'Support' ? { supportUserName } : {}),
-        ...(this.#v2 && supportId !== undefined && this.#lastSeq > 0 ? ({ lastSeq: this.#lastSeq } as object) : {}),
+        ...(this.#resuming ? ({ lastSeq: this.#lastSeq } as object) : {}),
       }),
     )
   }
@@ -336,6 +339,13 @@ export class ChatClient {
         this.#handlers.expired?.()
         break
       case 'Error':
+        // The chat has fewer messages than this client saw (its store lost the last ones): the
+        // server refused the resume, and the client starts again from the chat's last page.
+        if (a.code === 'INVALID_SEQ' && this.#resuming && !this.#joined && a.clientMessageId === undefined) {
+          this.#lastSeq = 0
+          this.#join()
+          break
+        }
         if (a.clientMessageId !== undefined && FINAL_SEND_ERRORS.has(a.code)) this.#pending.delete(a.clientMessageId)
         if (a.clientMessageId !== undefined && RETRY_SEND_ERRORS.has(a.code) && this.#pending.has(a.clientMessageId)) this.#retryLater(a.clientMessageId)
         this.#handlers.error?.(a)
