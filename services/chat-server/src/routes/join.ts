@@ -95,6 +95,11 @@ export async function joinRoute(app: FastifyInstance, opts: { chatTtlMs: number;
     }
   })
 
+  // The router gives up on a parameter longer than its maxParamLength (a name of
+  // 1,025+ URL characters) and would answer 404; this catch-all is tried next,
+  // so such a name, like any bad name, is 400 INVALID_USERNAME.
+  app.get('/user/join/*', { schema: { hide: true } }, async (_req, reply) => sendHttpError(reply, 'INVALID_USERNAME'))
+
   /** `{agentsOnline, agentsAway, visitorsWaiting, estimatedWaitSeconds}`: see docs/agent-workflow.md. */
   app.get('/status', { schema: statusSchema }, async (_req, reply) => {
     try {
