@@ -32,5 +32,6 @@ await Promise.all(
     })
     await copyFile(join(dir, 'web', 'index.html'), join(out, 'index.html'))
     await copyFile(join(root, 'libs', 'ui', 'style.css'), join(out, 'style.css'))
+    await copyFile(join(root, 'libs', 'ui', 'favicon.svg'), join(out, 'favicon.svg'))
   }),
 )

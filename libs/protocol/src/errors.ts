@@ -88,6 +88,10 @@ export const Errors = {
     message: 'Nothing received for IDLE_TIMEOUT_SECONDS',
     closeCode: CloseCodes.IDLE_TIMEOUT,
   },
+  JOIN_TIMEOUT: {
+    message: 'No successful Join within JOIN_TIMEOUT_SECONDS of opening the socket',
+    closeCode: CloseCodes.IDLE_TIMEOUT,
+  },
   SHUTTING_DOWN: { message: 'Server is shutting down', closeCode: CloseCodes.GOING_AWAY },
   SLOW_CONSUMER: {
     message: 'The client read too slowly: more than MAX_BUFFERED_BYTES were waiting to be sent; reconnect and resume',

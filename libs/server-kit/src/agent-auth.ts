@@ -39,8 +39,8 @@ export function randomSecret(): string {
 
 /**
  * Verifies agent JWTs: HS256 with a shared secret, or RS256/ES256 with a
- * public key (the algorithm follows the key's type). `sub` and `exp` are
- * required; `name` defaults to `sub`.
+ * public key (the algorithm follows the key's type). `sub` (a string) and
+ * `exp` are required; `name`, a string when present, defaults to `sub`.
  */
 export async function createAgentVerifier(key: AgentKey): Promise<AgentVerifier> {
   let verifyKey: CryptoKey | Uint8Array
@@ -65,8 +65,12 @@ export async function createAgentVerifier(key: AgentKey): Promise<AgentVerifier>
         if (err instanceof joseErrors.JWTExpired) throw new AuthError('TOKEN_EXPIRED', 'The agent token has expired')
         throw new AuthError('TOKEN_INVALID', 'The agent token is not valid')
       }
-      const agentId = String(payload.sub)
-      const rawName = typeof payload.name === 'string' && payload.name.trim() ? payload.name : agentId
+      // Claims are taken as they are, never converted: a numeric `sub` (42) would
+      // otherwise name the same agent as the string "42" minted by someone else.
+      if (typeof payload.sub !== 'string') throw new AuthError('TOKEN_INVALID', 'The agent token\'s sub is not a string')
+      if (payload.name !== undefined && typeof payload.name !== 'string') throw new AuthError('TOKEN_INVALID', 'The agent token\'s name is not a string')
+      const agentId = payload.sub
+      const rawName = payload.name?.trim() ? payload.name : agentId
       // Cut by characters (code points), never inside an emoji.
       const name = Array.from(rawName.replace(CONTROL, '').trim()).slice(0, MAX_AGENT_NAME).join('').trim()
       if (!agentId || agentId.length > MAX_AGENT_ID || !name) throw new AuthError('TOKEN_INVALID', 'The agent token names no usable agent')

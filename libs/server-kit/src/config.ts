@@ -51,6 +51,8 @@ const EnvSchema = Type.Object({
   MAX_MESSAGE_LENGTH: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 4000 }),
   /** Sockets one chat may have open on one instance. @default 8 */
   MAX_SOCKETS_PER_CHAT: Type.Integer({ minimum: 2, maximum: 10_000, default: 8 }),
+  /** A chat socket that has not joined its chat (a Join answered without an error) this long after opening is closed with 4408 JOIN_TIMEOUT. @default 10 */
+  JOIN_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 10 }),
   /** Sockets one client IP may have open on one instance. @default 100 */
   MAX_SOCKETS_PER_IP: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
   /** Frames per second a socket may send, sustained (token bucket refill). @default 10 */
@@ -78,6 +80,8 @@ export type AgentAuthConfig =
 export interface Limits {
   readonly maxMessageLength: number
   readonly maxSocketsPerChat: number
+  /** How long a chat socket may stay open without having joined, in ms. */
+  readonly joinTimeoutMs: number
   readonly maxSocketsPerIp: number
   readonly ratePerSecond: number
   readonly rateBurst: number
@@ -189,6 +193,7 @@ function fromEnv(env: Static<typeof EnvSchema>): Config {
     limits: Object.freeze({
       maxMessageLength: env.MAX_MESSAGE_LENGTH,
       maxSocketsPerChat: env.MAX_SOCKETS_PER_CHAT,
+      joinTimeoutMs: Math.round(env.JOIN_TIMEOUT_SECONDS * 1000),
       maxSocketsPerIp: env.MAX_SOCKETS_PER_IP,
       ratePerSecond: env.RATE_LIMIT_PER_SECOND,
       rateBurst: env.RATE_LIMIT_BURST,

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fastifyStatic from '@fastify/static'
 import type { Config } from './config.js'
 import { redisPlugin } from './redis-plugin.js'
@@ -43,6 +43,39 @@ function withRedaction(logger: NonNullable<FastifyServerOptions['logger']>): Fas
   return { ...logger, serializers: { ...logger.serializers, req: requestForLog } }
 }
 
+/** Routes polled all day long (probes, scrapes): their request lines are debug, not info. */
+const ROUTINE_URLS: ReadonlySet<string> = new Set(['/health', '/ready', '/metrics'])
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Logged like ROUTINE_URLS: set on the pages' files and the icon. */
+    routineLog?: boolean
+  }
+}
+
+function isRoutine(request: FastifyRequest): boolean {
+  const route = request.routeOptions
+  return (route.url !== undefined && ROUTINE_URLS.has(route.url)) || route.config?.routineLog === true
+}
+
+/**
+ * fastify's request lines ("incoming request", "request completed"), at debug
+ * for routine requests, which at info would bury everything else (a probe a
+ * second, every file of every page load). Errors, and routine requests
+ * answered 4xx/5xx, stay as loud as fastify makes them.
+ */
+class ServiceLogController extends LogController {
+  override incomingRequest(request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (!isRoutine(request)) return super.incomingRequest(request, reply, metadata)
+    if (!this.isLogDisabled(request)) request.log.debug({ req: request }, 'incoming request')
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (error || reply.statusCode >= 400 || !isRoutine(request)) return super.requestCompleted(error, request, reply, metadata)
+    if (!this.isLogDisabled(request)) reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed')
+  }
+}
+
 export interface ServiceOptions {
   /** A logger config for fastify; defaults to pino at `config.logLevel`, named after the service. */
   logger?: FastifyServerOptions['logger']
@@ -71,6 +104,7 @@ export async function createServiceApp(service: ServiceDefinition, config: Confi
     trustProxy: config.trustProxy,
     // Whatever logger is configured, requests are logged without tokens.
     logger: withRedaction(opts.logger ?? { level: config.logLevel, name: service.name }),
+    logController: new ServiceLogController(),
   })
   // Before any route: the OpenAPI document collects routes as they are added,
   // and every other plugin moves metrics.
@@ -94,8 +128,21 @@ export async function createServiceApp(service: ServiceDefinition, config: Confi
   const warnMs = Math.min(config.chatExpiryWarningSeconds, config.chatTtlSeconds / 2) * 1000
   await app.register(expiryPlugin, { warnMs, ...(opts.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: opts.sweepIntervalMs }) })
   if (service.publicDir !== undefined) {
-    if (existsSync(service.publicDir)) await app.register(fastifyStatic, { root: service.publicDir, index: 'index.html' })
+    if (existsSync(service.publicDir)) await app.register(servePage, { root: service.publicDir })
     else app.log.warn({ publicDir: service.publicDir }, 'browser page not built (npm run build); serving the API only')
   }
   return app
+}
+
+/**
+ * The browser page's files, and its icon at /favicon.ico too (browsers and
+ * tools ask for it without reading the page), all logged as routine: in a
+ * scope of their own, so the flag is set on exactly these routes.
+ */
+async function servePage(scope: FastifyInstance, opts: { root: string }): Promise<void> {
+  scope.addHook('onRoute', (route) => {
+    route.config = { ...route.config, routineLog: true }
+  })
+  await scope.register(fastifyStatic, { root: opts.root, index: 'index.html' })
+  scope.get('/favicon.ico', { schema: { hide: true } as never }, (_req, reply) => reply.sendFile('favicon.svg'))
 }

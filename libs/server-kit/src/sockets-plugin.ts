@@ -396,6 +396,13 @@ export const socketsPlugin = fp(
       countedIp.set(req.raw.socket, ip)
     })
 
+    // An upgrade answered with anything but 101 (401, 403, 429, 404…) is an HTTP
+    // response on a connection @fastify/websocket destroys once it is sent: said
+    // so, or a keep-alive client would send its next request on it and be reset.
+    app.addHook('onSend', async (req, reply) => {
+      if (req.ws) reply.header('connection', 'close')
+    })
+
     // One timer for every socket, ticking S times per interval: each tick
     // pings one slot and closes its idle sockets, so 20,000 sockets cost
     // 20,000/S sends per tick rather than one burst of 20,000 per interval.

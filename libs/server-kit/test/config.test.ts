@@ -27,6 +27,7 @@ const DEFAULTS: Config = {
   limits: {
     maxMessageLength: 4000,
     maxSocketsPerChat: 8,
+    joinTimeoutMs: 10_000,
     maxSocketsPerIp: 100,
     ratePerSecond: 10,
     rateBurst: 30,
@@ -106,6 +107,8 @@ t.test('overrides are read, and numbers converted to numbers', async (t) => {
   t.equal(loadConfig({ HEARTBEAT_INTERVAL_MS: '10' }).heartbeatIntervalMs, 10)
   t.equal(loadConfig({ MAX_FRAME_BYTES: '256' }).maxFrameBytes, 256)
   t.equal(loadConfig({ IDLE_TIMEOUT_SECONDS: '86400' }).idleTimeoutSeconds, 86400)
+  t.equal(loadConfig({ JOIN_TIMEOUT_SECONDS: '0.5' }).limits.joinTimeoutMs, 500)
+  t.throws(() => loadConfig({ JOIN_TIMEOUT_SECONDS: '0' }), /JOIN_TIMEOUT_SECONDS/, 'a join timeout of 0 is refused')
 })
 
 t.test('the result is frozen', async (t) => {

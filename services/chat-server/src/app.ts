@@ -33,6 +33,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     ...expiry,
     maxMessageLength: config.limits.maxMessageLength,
     maxSocketsPerChat: config.limits.maxSocketsPerChat,
+    joinTimeoutMs: config.limits.joinTimeoutMs,
     typingTimeoutMs: config.typingTimeoutMs,
     maxChatsPerAgent: config.maxChatsPerAgent,
   })

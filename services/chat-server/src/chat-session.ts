@@ -38,7 +38,7 @@ import {
   supportJoinedOf,
   type ChatRecord,
 } from '@switchboard/domain'
-import type { AgentIdentity, FrameHandlers } from '@switchboard/server-kit'
+import { sendError, type AgentIdentity, type FrameHandlers } from '@switchboard/server-kit'
 import type { ChatRouteOptions, ChatSeats } from './routes/chat.js'
 
 type Role = 'user' | 'support'
@@ -158,7 +158,13 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
   }
 
   onOpen(): Promise<void> {
-    if (!this.#closed) this.sessions.add(this)
+    if (!this.#closed) {
+      this.sessions.add(this)
+      // A socket that never joins (or whose Joins are all refused) takes no seat, but
+      // it holds a connection and answers pings: it is closed after a while instead.
+      this.#joinTimer = setTimeout(() => this.#joinTimedOut(), this.opts.joinTimeoutMs)
+      this.#joinTimer.unref()
+    }
     return this.expireOnGone(() => this.open())
   }
 
@@ -171,7 +177,24 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
     this.close()
   }
 
+  /** This socket holds one of the chat's seats: from the start of a Join until the Join fails or the socket closes. */
   #seated = false
+  /** Closes the socket unless a Join has succeeded by then. */
+  #joinTimer: ReturnType<typeof setTimeout> | undefined
+
+  #joinTimedOut(): void {
+    this.#joinTimer = undefined
+    this.log.info('socket closed: no successful Join in time')
+    sendError(this.socket, 'JOIN_TIMEOUT')
+    this.socket.close(Errors.JOIN_TIMEOUT.closeCode, 'JOIN_TIMEOUT')
+  }
+
+  /** A Join is refused or failed: its seat goes back, so refused sockets cannot fill the chat. */
+  #releaseSeat(): void {
+    if (!this.#seated) return
+    this.#seated = false
+    this.seats.release(this.chatId)
+  }
 
   /** An unknown or expired chat is answered with ChatExpired and a 4410 close. */
   async open(): Promise<void> {
@@ -213,14 +236,6 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
       throw new ProtocolError('IDENTITY_MISMATCH', "An agent's socket cannot join as the visitor")
     }
     if (role === 'support' && this.agent === null && this.app.agentAuth.enabled) throw new ProtocolError('UNAUTHORIZED')
-    // One seat per socket, however many Joins it tries.
-    if (!this.#seated) {
-      if (!this.seats.take(this.chatId)) {
-        this.log.warn('too many sockets joined one chat')
-        throw new ProtocolError('TOO_MANY_CONNECTIONS', `More than ${this.opts.maxSocketsPerChat} sockets joined this chat here`)
-      }
-      this.#seated = true
-    }
     // Only v2 resumes from a seq; a seed-004 socket always gets the whole history.
     const resumeAfter = this.version === 2 ? args.lastSeq : undefined
     if (resumeAfter !== undefined) await this.#checkResume(resumeAfter)
@@ -391,7 +406,9 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
     if (this.#catchUpRetry !== undefined) clearTimeout(this.#catchUpRetry)
     this.#catchUpRetry = undefined
     this.#queued = undefined
-    if (this.#seated) this.seats.release(this.chatId)
+    if (this.#joinTimer !== undefined) clearTimeout(this.#joinTimer)
+    this.#joinTimer = undefined
+    this.#releaseSeat()
     this.#stopWaiting()
     if (this.#typingTimer !== undefined) void this.#stopTyping().catch(() => {})
     const unsubscribe = this.#unsubscribe
@@ -433,6 +450,16 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
 
   /** Subscribes to the chat channel before anything is read, so nothing published meanwhile is missed. */
   async #listen(role: Role): Promise<void> {
+    // The seat is taken once every check of the frame has passed; a Join refused
+    // later (ALREADY_CLAIMED, AGENT_AT_CAPACITY, Redis away) gives it back. A socket
+    // that closed meanwhile has released everything already: it takes nothing.
+    if (!this.#seated && !this.#closed) {
+      if (!this.seats.take(this.chatId)) {
+        this.log.warn('too many sockets joined one chat')
+        throw new ProtocolError('TOO_MANY_CONNECTIONS', `More than ${this.opts.maxSocketsPerChat} sockets joined this chat here`)
+      }
+      this.#seated = true
+    }
     this.#role = role
     this.#held = []
     try {
@@ -442,6 +469,7 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
     } catch (err) {
       this.#role = undefined
       this.#held = undefined
+      this.#releaseSeat()
       throw err
     }
   }
@@ -461,11 +489,14 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
       this.#role = undefined
       this.#held = undefined
       this.#lastDelivered = undefined
+      this.#releaseSeat()
       const unsubscribe = this.#unsubscribe
       this.#unsubscribe = undefined
       await unsubscribe?.()
       throw err
     }
+    if (this.#joinTimer !== undefined) clearTimeout(this.#joinTimer)
+    this.#joinTimer = undefined
     this.app.metrics.socketRole(this.socket, this.#role === 'support' ? 'agent' : 'visitor')
     const held = this.#held ?? []
     this.#held = undefined

@@ -69,6 +69,19 @@ t.test('GET /user/join/{name}', async (t) => {
     }
   })
 
+  t.test('a name of any length is answered like any bad name: 400 INVALID_USERNAME, never 404', async (t) => {
+    const good = await join('Nika')
+    // Past the router's parameter limit (1,024 characters of the URL) as well as under it,
+    // plain and percent-encoded: the same status, the same body.
+    for (const raw of ['z'.repeat(1024), 'z'.repeat(1025), 'z'.repeat(4000), encodeURIComponent('🙂'.repeat(100)), encodeURIComponent('李'.repeat(1000))]) {
+      const res = await join(raw)
+      t.equal(res.status, 400, `${raw.length} characters in the URL → 400`)
+      t.match(res.type, /^application\/json/)
+      t.strictSame(res.body, { statusCode: 400, code: 'INVALID_USERNAME', error: 'Bad Request', message: Errors.INVALID_USERNAME.message })
+    }
+    t.equal(good.status, 200, 'a good name still registers')
+  })
+
   t.test('unusable names → 400 JSON INVALID_USERNAME', async (t) => {
     for (const raw of ['%20%20', '%20', '%09', 'Ni%07ka', '%00', 'Ni%0Aka', 'a%7Fb', 'a%C2%85b']) {
       const res = await join(raw)
@@ -78,9 +91,10 @@ t.test('GET /user/join/{name}', async (t) => {
     }
   })
 
-  t.test('no name at all is not a visitor', async (t) => {
+  t.test('no name at all is a bad name: 400 INVALID_USERNAME', async (t) => {
     const res = await get(`${base}/user/join/`)
-    t.ok(res.status === 400 || res.status === 404, `status ${res.status}`)
+    t.equal(res.status, 400)
+    t.equal(res.body?.code, 'INVALID_USERNAME')
   })
 
   t.test('a name /user/join accepts is accepted by Join on the chat socket', async (t) => {

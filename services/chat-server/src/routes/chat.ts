@@ -11,6 +11,8 @@ export interface ChatRouteOptions extends ExpiryOptions {
   maxMessageLength: number
   /** Sockets that have joined one chat, on this instance. */
   maxSocketsPerChat: number
+  /** A socket that has not joined this long after opening is closed (JOIN_TIMEOUT). */
+  joinTimeoutMs: number
   /** How long a Typing start lasts without a stop. */
   typingTimeoutMs: number
   /** Chats an agent may hold (0: no limit): an agent's first Join of a waiting visitor takes a seat. */
@@ -21,8 +23,11 @@ export interface ChatRouteOptions extends ExpiryOptions {
 
 /**
  * Seats on a chat, taken by sockets that have joined it (proved who they
- * are). Sockets that never join take none, so a leaked chatId cannot be used
- * to fill a chat and lock its visitor out; those are bounded per IP instead.
+ * are). Sockets that never join take none, and a Join that is refused
+ * (IDENTITY_MISMATCH, ALREADY_CLAIMED, …) gives its seat back, so neither a
+ * leaked chatId nor a userId read off the queue can be used to fill a chat
+ * and lock its visitor or agent out; such sockets are bounded per IP, and
+ * closed once JOIN_TIMEOUT_SECONDS pass without a Join that succeeded.
  */
 export class ChatSeats {
   readonly #taken = new Map<string, number>()

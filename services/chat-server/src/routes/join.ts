@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifySchema } from 'fastify'
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
 import { isDisplayName } from '@switchboard/protocol'
@@ -94,6 +94,12 @@ export async function joinRoute(app: FastifyInstance, opts: ExpiryOptions & { jo
       return sendHttpError(reply, 'STORE_UNAVAILABLE')
     }
   })
+
+  // The router gives up on a parameter longer than its maxParamLength (a name of
+  // 1,025+ URL characters) and would answer 404; this catch-all is tried next,
+  // so such a name, like any bad name, is 400 INVALID_USERNAME.
+  // (Not in the OpenAPI document: `/user/join/{userName}` documents the 400.)
+  app.get('/user/join/*', { schema: { hide: true } as FastifySchema }, async (_req, reply) => sendHttpError(reply, 'INVALID_USERNAME'))
 
   /** `{agentsOnline, agentsAway, visitorsWaiting, estimatedWaitSeconds}`: see docs/agent-workflow.md. */
   app.get('/status', { schema: statusSchema }, async (_req, reply) => {
