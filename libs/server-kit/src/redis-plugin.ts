@@ -54,6 +54,9 @@ const readySchema = {
 export const redisPlugin = fp(
   async function redisPlugin(app: FastifyInstance, opts: RedisPluginOptions) {
     const redis = connectRedis(opts.clusterNodes ? { clusterNodes: opts.clusterNodes } : opts.url, app.log)
+    // Said once at start, so an operator sees which Redis holds the chats (never its password).
+    const target = (opts.clusterNodes ?? [opts.url]).map(redactUrl).join(',')
+    app.log.info({ redis: target }, 'using redis')
     for (const [connection, client] of [['commands', redis.commands], ['subscriber', redis.subscriber]] as const) {
       client.on('reconnecting', () => app.metrics.redisReconnects.inc({ connection }))
     }
@@ -64,7 +67,7 @@ export const redisPlugin = fp(
     })
     const timeout = opts.connectTimeoutMs ?? 3000
     const ready = await Promise.all([waitUntilReady(redis.commands, timeout), waitUntilReady(redis.subscriber, timeout)])
-    if (!ready.every(Boolean)) app.log.warn({ url: (opts.clusterNodes ?? [opts.url]).map(redactUrl).join(',') }, 'redis is not answering yet; running degraded until it does')
+    if (!ready.every(Boolean)) app.log.warn({ url: target }, 'redis is not answering yet; running degraded until it does')
 
     // Both connections: with pub/sub down, nothing would reach the sockets.
     const connected = () => redis.commands.status === 'ready' && redis.subscriber.status === 'ready'

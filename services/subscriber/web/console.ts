@@ -94,7 +94,7 @@ function tokenView(error?: string): void {
       error ? h('p', { class: 'banner banner--bad', text: error, attrs: { role: 'alert' } }) : null,
       h('p', {
         class: 'muted',
-        text: 'Open the console with the link printed when the server starts, or paste a token from `npm run agent-token -- --name <you>`.',
+        text: 'Open the console with the link printed when the server starts, or paste a token made with: npm run agent-token -- --name <you>',
       }),
       h('div', { class: 'row' }, input.wrapper, start),
     ),
