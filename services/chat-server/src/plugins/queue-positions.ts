@@ -16,39 +16,81 @@ declare module 'fastify' {
   }
 }
 
+export interface QueuePositionsOptions {
+  /** Least time between two recomputations of every watched place, in ms (QUEUE_POSITION_INTERVAL_MS). */
+  intervalMs: number
+}
+
 /**
- * One subscription to the queue channel per ChatServer. Every queue event
- * (anyone joining, claimed or leaving, on any instance) re-reads the places
- * of the visitors waiting here, in one round trip however many they are, and
- * each visitor whose position, queue length or estimate changed is told.
+ * One subscription to the queue channel per ChatServer. A queue event (anyone
+ * joining, claimed or leaving, on any instance) only marks the places stale:
+ * they are re-read, all in one round trip, at once if the last re-read is
+ * older than `intervalMs`, else when it is. A surge of N visitors joining
+ * then costs each waiting visitor one QueuePosition per interval at most,
+ * not one per join (which made N joins cost N² frames and N² reads), and each
+ * instance reads only its own visitors' places, so the whole costs
+ * O(waiting) per interval however many instances there are. A visitor who
+ * starts watching is told their place at once, by a read of the newcomers
+ * only. Reads run one at a time, so a later answer never overtakes an earlier
+ * one; each visitor whose position, queue length or estimate changed is told.
  */
 export const queuePositionsPlugin = fp(
-  async function queuePositionsPlugin(app: FastifyInstance) {
+  async function queuePositionsPlugin(app: FastifyInstance, opts: QueuePositionsOptions) {
     const watchers = new Map<string, Map<PositionListener, string>>()
+    /** Chats watched since the last read, whose listeners have not been told anything yet. */
+    const newcomers = new Set<string>()
     let running = false
-    let dirty = false
+    let stale = false
+    let lastFullRead = -Infinity
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let closed = false
 
     const update = async () => {
-      if (running) {
-        dirty = true
-        return
-      }
+      if (running || closed) return
       running = true
       try {
-        do {
-          dirty = false
-          if (watchers.size === 0) break
-          const positions = await queuePositions(app.redis.commands, [...watchers.keys()])
-          for (const [chatId, listeners] of watchers) {
-            const position = positions.get(chatId)
-            if (position !== undefined) tell(listeners, position)
+        for (;;) {
+          const dueIn = lastFullRead + opts.intervalMs - performance.now()
+          let chatIds: string[]
+          if (stale && dueIn <= 0) {
+            stale = false
+            lastFullRead = performance.now()
+            newcomers.clear()
+            chatIds = [...watchers.keys()]
+          } else if (newcomers.size > 0) {
+            chatIds = [...newcomers]
+            newcomers.clear()
+          } else {
+            if (stale) later(dueIn)
+            break
           }
-        } while (dirty)
+          if (chatIds.length === 0) continue
+          const positions = await queuePositions(app.redis.commands, chatIds)
+          for (const chatId of chatIds) {
+            const listeners = watchers.get(chatId)
+            const position = positions.get(chatId)
+            if (listeners !== undefined && position !== undefined) tell(listeners, position)
+          }
+        }
       } catch (err) {
+        // Everyone's place is read again an interval later (newcomers included: they were told nothing).
+        stale = true
+        lastFullRead = performance.now()
         if (!isRedisUnavailable(err)) app.log.error({ err }, 'reading queue positions failed')
       } finally {
         running = false
       }
+      if (stale) later(lastFullRead + opts.intervalMs - performance.now())
+    }
+
+    /** The next full read, once it is due. */
+    const later = (inMs: number) => {
+      if (timer !== undefined || closed) return
+      timer = setTimeout(() => {
+        timer = undefined
+        void update()
+      }, Math.max(0, inMs))
+      timer.unref()
     }
 
     const tell = (listeners: Map<PositionListener, string>, position: QueuePositionArgs) => {
@@ -65,16 +107,26 @@ export const queuePositionsPlugin = fp(
         let listeners = watchers.get(chatId)
         if (listeners === undefined) watchers.set(chatId, (listeners = new Map()))
         listeners.set(listener, '')
+        newcomers.add(chatId)
         void update()
         return () => {
           const current = watchers.get(chatId)
           if (!current?.delete(listener) || current.size > 0) return
           watchers.delete(chatId)
+          newcomers.delete(chatId)
         }
       },
     })
 
-    const subscribed = app.pubsub.subscribe(channels.queue, () => void update(), { waitForRedis: true })
+    const queueMoved = () => {
+      stale = true
+      void update()
+    }
+    app.addHook('onClose', async () => {
+      closed = true
+      if (timer !== undefined) clearTimeout(timer)
+    })
+    const subscribed = app.pubsub.subscribe(channels.queue, queueMoved, { waitForRedis: true })
     if (app.redis.subscriber.status === 'ready') await subscribed
     else subscribed.catch((err) => app.log.error({ err }, 'queue subscription failed'))
   },
