@@ -16,6 +16,28 @@ declare module 'fastify' {
   }
 }
 
+/** What a listener was last told. */
+interface Told {
+  position: number
+  estimate: number | null
+}
+
+/** An estimate that moved by less than this fraction of the one last told is not news on its own. */
+const ESTIMATE_STEP = 0.1
+
+/**
+ * A visitor is told again when their place changed, or their estimate
+ * appeared, went, or moved by a tenth or more. Visitors joining behind
+ * (`waiting` alone) are not news: in a surge every join changes it for
+ * everyone, which is what made a surge cost N² frames. `waiting` rides along
+ * at its current value whenever a frame is sent.
+ */
+function worthTelling(told: Told, now: QueuePositionArgs): boolean {
+  if (now.position !== told.position) return true
+  if (now.estimatedWaitSeconds === null || told.estimate === null) return now.estimatedWaitSeconds !== told.estimate
+  return Math.abs(now.estimatedWaitSeconds - told.estimate) >= ESTIMATE_STEP * told.estimate
+}
+
 export interface QueuePositionsOptions {
   /** Least time between two recomputations of every watched place, in ms (QUEUE_POSITION_INTERVAL_MS). */
   intervalMs: number
@@ -25,18 +47,17 @@ export interface QueuePositionsOptions {
  * One subscription to the queue channel per ChatServer. A queue event (anyone
  * joining, claimed or leaving, on any instance) only marks the places stale:
  * they are re-read, all in one round trip, at once if the last re-read is
- * older than `intervalMs`, else when it is. A surge of N visitors joining
- * then costs each waiting visitor one QueuePosition per interval at most,
- * not one per join (which made N joins cost N² frames and N² reads), and each
- * instance reads only its own visitors' places, so the whole costs
- * O(waiting) per interval however many instances there are. A visitor who
- * starts watching is told their place at once, by a read of the newcomers
- * only. Reads run one at a time, so a later answer never overtakes an earlier
- * one; each visitor whose position, queue length or estimate changed is told.
+ * older than `intervalMs`, else when it is. Each instance reads only its own
+ * visitors' places, so the whole costs O(waiting) per interval however many
+ * events and instances there are (one read per event made N joins cost N²
+ * reads), and a visitor gets one QueuePosition per interval at most, only
+ * when it is news to them (worthTelling). A visitor who starts watching is
+ * told their place at once, by a read of the newcomers only. Reads run one at
+ * a time, so a later answer never overtakes an earlier one.
  */
 export const queuePositionsPlugin = fp(
   async function queuePositionsPlugin(app: FastifyInstance, opts: QueuePositionsOptions) {
-    const watchers = new Map<string, Map<PositionListener, string>>()
+    const watchers = new Map<string, Map<PositionListener, Told | null>>()
     /** Chats watched since the last read, whose listeners have not been told anything yet. */
     const newcomers = new Set<string>()
     let running = false
@@ -93,11 +114,12 @@ export const queuePositionsPlugin = fp(
       timer.unref()
     }
 
-    const tell = (listeners: Map<PositionListener, string>, position: QueuePositionArgs) => {
-      const frame = encodeV2.queuePosition(position)
-      for (const [listener, last] of listeners) {
-        if (last === frame) continue
-        listeners.set(listener, frame)
+    const tell = (listeners: Map<PositionListener, Told | null>, position: QueuePositionArgs) => {
+      let frame: string | undefined
+      for (const [listener, told] of listeners) {
+        if (told !== null && !worthTelling(told, position)) continue
+        frame ??= encodeV2.queuePosition(position)
+        listeners.set(listener, { position: position.position, estimate: position.estimatedWaitSeconds })
         listener(frame)
       }
     }
@@ -106,7 +128,7 @@ export const queuePositionsPlugin = fp(
       watch(chatId: string, listener: PositionListener) {
         let listeners = watchers.get(chatId)
         if (listeners === undefined) watchers.set(chatId, (listeners = new Map()))
-        listeners.set(listener, '')
+        listeners.set(listener, null)
         newcomers.add(chatId)
         void update()
         return () => {
