@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import type { QueuedVisitor } from '@switchboard/protocol'
 import { keys } from './keys.js'
 import { redisMillis } from './time.js'
+import { runScript } from './scripts.js'
 
 /**
  * The waiting visitors, first come first, with when they were queued and
@@ -35,4 +36,22 @@ export async function listQueue(redis: Redis): Promise<QueuedVisitor[]> {
 /** How many chats are in the queue, including any that expired and are not swept yet (one ZCARD: cheap enough for every metrics scrape). */
 export function queueLength(redis: Redis): Promise<number> {
   return redis.zcard(keys.queue)
+}
+
+/**
+ * This ChatServer instance (`instance`, an id of its own) has a socket of a
+ * waiting visitor: while any instance has one, the visitor keeps their place.
+ */
+export async function waitingVisitorHere(redis: Redis, chatId: string, instance: string): Promise<void> {
+  await runScript(redis, 'sbWaitingVisitor', [keys.chat(chatId), keys.deadlines], [chatId, instance, 'here', 0])
+}
+
+/**
+ * This instance has no socket of the waiting visitor any more. If no other
+ * instance has one, the visitor leaves the queue (their chat expires) in
+ * `leaveMs`, unless a socket comes back first. Returns true if that clock
+ * started now.
+ */
+export async function waitingVisitorGone(redis: Redis, chatId: string, instance: string, leaveMs: number): Promise<boolean> {
+  return (await runScript<number>(redis, 'sbWaitingVisitor', [keys.chat(chatId), keys.deadlines], [chatId, instance, 'gone', leaveMs])) === 1
 }

@@ -499,6 +499,33 @@ agentsChanged(ARGV[3], {ARGV[1]})
 return 1
 `,
   },
+  /**
+   * A ChatServer instance has (or no longer has) a waiting visitor's socket:
+   * a field per instance and their count, in the chat's own hash, like the
+   * holders of sbHoldChat. When the last one goes and the visitor is still in
+   * the queue (state 'waiting'), the deadline is brought forward to `leaveMs`
+   * from now (never pushed back): unless a socket comes back before then
+   * (a reload: sbTouchWaiting moves the deadline on again), the chat expires
+   * and leaves the queue. A chat claimed or joined by an agent is left alone.
+   * KEYS: chat, deadlines
+   * ARGV: chatId, instance, 'here' | 'gone', leaveMs
+   * → 1 if the deadline was brought forward, else 0
+   */
+  sbWaitingVisitor: {
+    keys: 2,
+    lua: `${NOW}${ALIVE}
+if not alive(KEYS[2], ARGV[1], now) then return 0 end
+local field = 'waiting:' .. ARGV[2]
+if ARGV[3] == 'here' then
+  if redis.call('HSETNX', KEYS[1], field, 1) == 1 then redis.call('HINCRBY', KEYS[1], 'waitingOn', 1) end
+  return 0
+end
+if redis.call('HDEL', KEYS[1], field) == 0 then return 0 end
+if redis.call('HINCRBY', KEYS[1], 'waitingOn', -1) > 0 then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'waiting' then return 0 end
+return redis.call('ZADD', KEYS[2], 'LT', 'CH', now + tonumber(ARGV[4]), ARGV[1])
+`,
+  },
 } as const
 
 export type ScriptName = keyof typeof scriptSources

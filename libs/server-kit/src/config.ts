@@ -30,6 +30,10 @@ const EnvSchema = Type.Object({
   CHAT_EXPIRY_WARNING_SECONDS: Type.Number({ minimum: 0, maximum: 86_400, default: 30 }),
   /** A v2 Typing start without a stop ends by itself after this long. @default 5000 */
   TYPING_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 5000 }),
+  /** Waiting v2 visitors' QueuePosition is recomputed at most this often, however busy the queue. @default 1000 */
+  QUEUE_POSITION_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
+  /** A waiting visitor with no socket left on any instance leaves the queue this long after (a reload keeps the place). @default 20 */
+  QUEUE_LEAVE_GRACE_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 30 * 86_400, default: 20 }),
   /** Largest frame accepted; a bigger one closes the socket with 1009. @default 65536 */
   MAX_FRAME_BYTES: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 65_536 }),
   /** Bytes a socket may have waiting to be sent (a client that does not read); past it the socket is closed with 1013. @default 4194304 */
@@ -106,6 +110,10 @@ export interface Config {
   readonly maxBufferedBytes: number
   readonly chatExpiryWarningSeconds: number
   readonly typingTimeoutMs: number
+  /** Least time between two recomputations of the waiting visitors' QueuePosition on one instance, in ms. */
+  readonly queuePositionIntervalMs: number
+  /** How long a waiting visitor with no socket keeps their place in the queue, in ms. */
+  readonly queueLeaveGraceMs: number
   readonly logLevel: Static<typeof EnvSchema>['LOG_LEVEL']
   readonly agentAuth: AgentAuthConfig
   /** Exact origins allowed besides the server's own; `'*'` for any. */
@@ -179,6 +187,8 @@ function fromEnv(env: Static<typeof EnvSchema>): Config {
     maxBufferedBytes: env.MAX_BUFFERED_BYTES,
     chatExpiryWarningSeconds: env.CHAT_EXPIRY_WARNING_SECONDS,
     typingTimeoutMs: env.TYPING_TIMEOUT_MS,
+    queuePositionIntervalMs: env.QUEUE_POSITION_INTERVAL_MS,
+    queueLeaveGraceMs: Math.round(env.QUEUE_LEAVE_GRACE_SECONDS * 1000),
     logLevel: env.LOG_LEVEL,
     agentAuth: Object.freeze(
       env.AGENT_AUTH === 'off'

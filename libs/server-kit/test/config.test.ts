@@ -14,6 +14,8 @@ const DEFAULTS: Config = {
   maxBufferedBytes: 4194304,
   chatExpiryWarningSeconds: 30,
   typingTimeoutMs: 5000,
+  queuePositionIntervalMs: 1000,
+  queueLeaveGraceMs: 20_000,
   logLevel: 'info',
   agentAuth: { mode: 'on' },
   allowedOrigins: [

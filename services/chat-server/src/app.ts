@@ -26,8 +26,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   )
   const expiry = { chatTtlMs: config.chatTtlSeconds * 1000, keyGraceMs: config.chatKeyGraceMs }
   app.decorate('chatChannels', new ChatChannels(app.redis.commands, app.pubsub, app.log))
-  await app.register(waitingKeepAlivePlugin, expiry)
-  await app.register(queuePositionsPlugin)
+  await app.register(waitingKeepAlivePlugin, { ...expiry, queueLeaveGraceMs: config.queueLeaveGraceMs, holder: app.chatChannels.holder })
+  await app.register(queuePositionsPlugin, { intervalMs: config.queuePositionIntervalMs })
   await app.register(joinRoute, { ...expiry, joinsPerMinute: config.limits.joinsPerMinute })
   await app.register(chatRoute, {
     ...expiry,

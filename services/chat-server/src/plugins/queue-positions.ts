@@ -16,46 +16,110 @@ declare module 'fastify' {
   }
 }
 
+/** What a listener was last told. */
+interface Told {
+  position: number
+  estimate: number | null
+}
+
+/** An estimate that moved by less than this fraction of the one last told is not news on its own. */
+const ESTIMATE_STEP = 0.1
+
 /**
- * One subscription to the queue channel per ChatServer. Every queue event
- * (anyone joining, claimed or leaving, on any instance) re-reads the places
- * of the visitors waiting here, in one round trip however many they are, and
- * each visitor whose position, queue length or estimate changed is told.
+ * A visitor is told again when their place changed, or their estimate
+ * appeared, went, or moved by a tenth or more. Visitors joining behind
+ * (`waiting` alone) are not news: in a surge every join changes it for
+ * everyone, which is what made a surge cost N² frames. `waiting` rides along
+ * at its current value whenever a frame is sent.
+ */
+function worthTelling(told: Told, now: QueuePositionArgs): boolean {
+  if (now.position !== told.position) return true
+  if (now.estimatedWaitSeconds === null || told.estimate === null) return now.estimatedWaitSeconds !== told.estimate
+  return Math.abs(now.estimatedWaitSeconds - told.estimate) >= ESTIMATE_STEP * told.estimate
+}
+
+export interface QueuePositionsOptions {
+  /** Least time between two recomputations of every watched place, in ms (QUEUE_POSITION_INTERVAL_MS). */
+  intervalMs: number
+}
+
+/**
+ * One subscription to the queue channel per ChatServer. A queue event (anyone
+ * joining, claimed or leaving, on any instance) only marks the places stale:
+ * they are re-read, all in one round trip, at once if the last re-read is
+ * older than `intervalMs`, else when it is. Each instance reads only its own
+ * visitors' places, so the whole costs O(waiting) per interval however many
+ * events and instances there are (one read per event made N joins cost N²
+ * reads), and a visitor gets one QueuePosition per interval at most, only
+ * when it is news to them (worthTelling). A visitor who starts watching is
+ * told their place at once, by a read of the newcomers only. Reads run one at
+ * a time, so a later answer never overtakes an earlier one.
  */
 export const queuePositionsPlugin = fp(
-  async function queuePositionsPlugin(app: FastifyInstance) {
-    const watchers = new Map<string, Map<PositionListener, string>>()
+  async function queuePositionsPlugin(app: FastifyInstance, opts: QueuePositionsOptions) {
+    const watchers = new Map<string, Map<PositionListener, Told | null>>()
+    /** Chats watched since the last read, whose listeners have not been told anything yet. */
+    const newcomers = new Set<string>()
     let running = false
-    let dirty = false
+    let stale = false
+    let lastFullRead = -Infinity
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let closed = false
 
     const update = async () => {
-      if (running) {
-        dirty = true
-        return
-      }
+      if (running || closed) return
       running = true
       try {
-        do {
-          dirty = false
-          if (watchers.size === 0) break
-          const positions = await queuePositions(app.redis.commands, [...watchers.keys()])
-          for (const [chatId, listeners] of watchers) {
-            const position = positions.get(chatId)
-            if (position !== undefined) tell(listeners, position)
+        for (;;) {
+          const dueIn = lastFullRead + opts.intervalMs - performance.now()
+          let chatIds: string[]
+          if (stale && dueIn <= 0) {
+            stale = false
+            lastFullRead = performance.now()
+            newcomers.clear()
+            chatIds = [...watchers.keys()]
+          } else if (newcomers.size > 0) {
+            chatIds = [...newcomers]
+            newcomers.clear()
+          } else {
+            if (stale) later(dueIn)
+            break
           }
-        } while (dirty)
+          if (chatIds.length === 0) continue
+          const positions = await queuePositions(app.redis.commands, chatIds)
+          for (const chatId of chatIds) {
+            const listeners = watchers.get(chatId)
+            const position = positions.get(chatId)
+            if (listeners !== undefined && position !== undefined) tell(listeners, position)
+          }
+        }
       } catch (err) {
+        // Everyone's place is read again an interval later (newcomers included: they were told nothing).
+        stale = true
+        lastFullRead = performance.now()
         if (!isRedisUnavailable(err)) app.log.error({ err }, 'reading queue positions failed')
       } finally {
         running = false
       }
+      if (stale) later(lastFullRead + opts.intervalMs - performance.now())
     }
 
-    const tell = (listeners: Map<PositionListener, string>, position: QueuePositionArgs) => {
-      const frame = encodeV2.queuePosition(position)
-      for (const [listener, last] of listeners) {
-        if (last === frame) continue
-        listeners.set(listener, frame)
+    /** The next full read, once it is due. */
+    const later = (inMs: number) => {
+      if (timer !== undefined || closed) return
+      timer = setTimeout(() => {
+        timer = undefined
+        void update()
+      }, Math.max(0, inMs))
+      timer.unref()
+    }
+
+    const tell = (listeners: Map<PositionListener, Told | null>, position: QueuePositionArgs) => {
+      let frame: string | undefined
+      for (const [listener, told] of listeners) {
+        if (told !== null && !worthTelling(told, position)) continue
+        frame ??= encodeV2.queuePosition(position)
+        listeners.set(listener, { position: position.position, estimate: position.estimatedWaitSeconds })
         listener(frame)
       }
     }
@@ -64,17 +128,27 @@ export const queuePositionsPlugin = fp(
       watch(chatId: string, listener: PositionListener) {
         let listeners = watchers.get(chatId)
         if (listeners === undefined) watchers.set(chatId, (listeners = new Map()))
-        listeners.set(listener, '')
+        listeners.set(listener, null)
+        newcomers.add(chatId)
         void update()
         return () => {
           const current = watchers.get(chatId)
           if (!current?.delete(listener) || current.size > 0) return
           watchers.delete(chatId)
+          newcomers.delete(chatId)
         }
       },
     })
 
-    const subscribed = app.pubsub.subscribe(channels.queue, () => void update(), { waitForRedis: true })
+    const queueMoved = () => {
+      stale = true
+      void update()
+    }
+    app.addHook('onClose', async () => {
+      closed = true
+      if (timer !== undefined) clearTimeout(timer)
+    })
+    const subscribed = app.pubsub.subscribe(channels.queue, queueMoved, { waitForRedis: true })
     if (app.redis.subscriber.status === 'ready') await subscribed
     else subscribed.catch((err) => app.log.error({ err }, 'queue subscription failed'))
   },
