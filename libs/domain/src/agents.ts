@@ -27,21 +27,26 @@ export interface AgentRecord extends AgentPresence {
   anonymous: boolean
 }
 
+/** How long an agent's record outlives their last lease, unless told otherwise (AGENT_FORGET_AFTER_SECONDS). */
+const DEFAULT_FORGET_AFTER_MS = 86_400_000
+
 /**
- * Renews `instanceId`'s lease on the agent's presence for `leaseMs`. Returns
- * true when the agent came online with it (everyone is told).
+ * Renews `instanceId`'s lease on the agent's presence for `leaseMs`, and the
+ * agent's record for `forgetAfterMs` past the lease. Returns true when the
+ * agent came online with it (everyone is told).
  */
 export async function renewPresence(
   redis: Redis,
   agent: { agentId: string; name: string; anonymous?: boolean },
   instanceId: string,
   leaseMs: number,
+  forgetAfterMs = DEFAULT_FORGET_AFTER_MS,
 ): Promise<boolean> {
   const cameOnline = await runScript<number>(
     redis,
     'sbPresenceRenew',
     [keys.agentSessions(agent.agentId), keys.agent(agent.agentId), keys.agentsOnline],
-    [agent.agentId, instanceId, Math.round(leaseMs), agent.name, agent.anonymous ? '1' : '', channels.agents],
+    [agent.agentId, instanceId, Math.round(leaseMs), agent.name, agent.anonymous ? '1' : '', channels.agents, Math.round(forgetAfterMs)],
   )
   return cameOnline === 1
 }
@@ -51,9 +56,13 @@ export function sweepPresence(redis: Redis): Promise<number> {
   return runScript<number>(redis, 'sbPresenceSweep', [keys.agentsOnline], [channels.agents])
 }
 
-/** Sets an agent's status on every device. Returns false when it was that already. */
-export async function setAgentStatus(redis: Redis, agentId: string, status: AgentStatus): Promise<boolean> {
-  return (await runScript<number>(redis, 'sbSetStatus', [keys.agent(agentId)], [agentId, status, channels.agents])) === 1
+/**
+ * Sets an agent's status on every device. Returns false when it was that
+ * already. An agent without a record (never online, or forgotten) gets one
+ * that lives `forgetAfterMs`, until a lease renewal takes it over.
+ */
+export async function setAgentStatus(redis: Redis, agentId: string, status: AgentStatus, forgetAfterMs = DEFAULT_FORGET_AFTER_MS): Promise<boolean> {
+  return (await runScript<number>(redis, 'sbSetStatus', [keys.agent(agentId)], [agentId, status, channels.agents, Math.round(forgetAfterMs)])) === 1
 }
 
 /** Every agent online now (anonymous ones included, flagged), sorted by name, then agentId. */

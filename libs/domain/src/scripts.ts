@@ -431,8 +431,10 @@ return 'ok'
    * here, every renewal, and their last socket closing: from then the lease
    * runs out unless another instance holds one). An agent coming online
    * starts with status 'online'; one still within the lease keeps theirs.
+   * The agent's record lives `forgetMs` past the lease: an id that never
+   * comes back does not stay in Redis for ever.
    * KEYS: agentSessions, agent, agentsOnline
-   * ARGV: agentId, instanceId, leaseMs, name, anonymous ('1' | ''), agentChannel
+   * ARGV: agentId, instanceId, leaseMs, name, anonymous ('1' | ''), agentChannel, forgetMs
    * → 1 if the agent came online now, 0 otherwise
    */
   sbPresenceRenew: {
@@ -448,11 +450,13 @@ redis.call('ZADD', KEYS[3], top[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + 60000)
 local name = redis.call('HGET', KEYS[2], 'name')
 if name ~= ARGV[4] then redis.call('HSET', KEYS[2], 'name', ARGV[4], 'anonymous', ARGV[5]) end
+if not wasOnline then redis.call('HSET', KEYS[2], 'status', 'online') end
+-- From the lease with the latest end, so a renewal by one instance does not shorten another's.
+redis.call('PEXPIRE', KEYS[2], tonumber(top[2]) - now + tonumber(ARGV[7]))
 if wasOnline then
   if name ~= ARGV[4] then agentsChanged(ARGV[6], {ARGV[1]}) end
   return 0
 end
-redis.call('HSET', KEYS[2], 'status', 'online')
 agentsChanged(ARGV[6], {ARGV[1]})
 return 1
 `,
@@ -487,7 +491,7 @@ return #gone
   },
   /**
    * KEYS: agent
-   * ARGV: agentId, status, agentChannel
+   * ARGV: agentId, status, agentChannel, forgetMs (the lifetime of a record this call creates)
    * → 1 if the status changed
    */
   sbSetStatus: {
@@ -495,6 +499,8 @@ return #gone
     lua: `${SEATS}
 if redis.call('HGET', KEYS[1], 'status') == ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
+-- A record the presence lease does not keep (none was there) still gets a lifetime.
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4])) end
 agentsChanged(ARGV[3], {ARGV[1]})
 return 1
 `,

@@ -307,6 +307,46 @@ t.test("an anonymous agent's keys are deleted when they go offline; a known agen
   t.equal(await redis.hget(keys.agent('a1'), 'name'), 'Ana', "a known agent's record stays")
 })
 
+t.test("a known agent's record lives forgetAfterMs past their latest lease, then is gone; coming back makes it again", async (t) => {
+  const { redis } = await setup(t)
+  const FORGET_MS = 300
+  /** The record's TTL against what it should be: the latest lease end plus FORGET_MS, from now (one atomic read). */
+  const lifetime = async (agentId: string) => {
+    const [[, pttl], [, lease], [, time]] = (await redis.multi().pttl(keys.agent(agentId)).zscore(keys.agentsOnline, agentId).time().exec()) as [
+      [null, number],
+      [null, string],
+      [null, string[]],
+    ]
+    const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000)
+    return { pttl, expected: Number(lease) - now + FORGET_MS }
+  }
+  const near = (got: { pttl: number; expected: number }) => Math.abs(got.pttl - got.expected) <= 2
+
+  await renewPresence(redis, { agentId: 'a1', name: 'Ana' }, 'sub-1', 200, FORGET_MS)
+  let got = await lifetime('a1')
+  t.ok(near(got), `online: the record lives to the lease's end plus forgetAfterMs (${JSON.stringify(got)})`)
+  // Another instance's shorter lease does not cut the record's life short.
+  await renewPresence(redis, { agentId: 'a1', name: 'Ana' }, 'sub-2', 50, FORGET_MS)
+  got = await lifetime('a1')
+  t.ok(near(got), `a shorter lease elsewhere: still the latest lease's end (${JSON.stringify(got)})`)
+  t.equal(await setAgentStatus(redis, 'a1', 'away'), true)
+  t.ok(near(await lifetime('a1')), 'a status change keeps the lifetime')
+
+  await leaseRunsOut(redis, 'a1')
+  const leaseEnd = Number(await redis.zscore(keys.agentsOnline, 'a1'))
+  t.equal(await sweepPresence(redis), 1, 'offline')
+  t.equal(await redis.hget(keys.agent('a1'), 'name'), 'Ana', 'the record stays a while after')
+  await redisClockPast(redis, leaseEnd + FORGET_MS)
+  t.equal(await redis.exists(keys.agent('a1')), 0, 'then it is gone')
+  t.equal(await setAgentStatus(redis, 'a1', 'away', FORGET_MS), true, 'a status for a forgotten agent')
+  const pttl = await redis.pttl(keys.agent('a1'))
+  t.ok(pttl > 0 && pttl <= FORGET_MS, `writes a record with a lifetime too (${pttl} ms)`)
+
+  t.equal(await renewPresence(redis, { agentId: 'a1', name: 'Ana' }, 'sub-1', LEASE, FORGET_MS), true, 'back: online again')
+  t.same(await listAgents(redis), [{ agentId: 'a1', name: 'Ana', status: 'online', activeChats: 0, anonymous: false }], 'with name and status')
+  t.ok(near(await lifetime('a1')), 'and a record with a lifetime')
+})
+
 // ---------------------------------------------------------------------------
 // Seats.
 

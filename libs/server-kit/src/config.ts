@@ -71,6 +71,8 @@ const EnvSchema = Type.Object({
   MAX_CHATS_PER_AGENT: Type.Integer({ minimum: 0, maximum: 10_000, default: 5 }),
   /** An agent whose last socket closed goes offline this long after (a reload is not a logout). @default 10 */
   AGENT_OFFLINE_AFTER_SECONDS: Type.Number({ minimum: 0.05, maximum: 3600, default: 10 }),
+  /** An agent's record (name, status) is deleted this long after they were last online, so ids that never come back do not pile up in Redis. @default 86400 */
+  AGENT_FORGET_AFTER_SECONDS: Type.Number({ minimum: 1, maximum: 365 * 86_400, default: 86_400 }),
   /** Trust X-Forwarded-For from a reverse proxy for the client IP. @default false */
   TRUST_PROXY: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'false' }),
 })
@@ -124,6 +126,8 @@ export interface Config {
   readonly maxChatsPerAgent: number
   /** How long after their last socket closes an agent goes offline, in ms. */
   readonly agentOfflineAfterMs: number
+  /** How long after going offline an agent's record is deleted, in ms. */
+  readonly agentForgetAfterMs: number
 }
 
 export class ConfigError extends Error {
@@ -213,6 +217,7 @@ function fromEnv(env: Static<typeof EnvSchema>): Config {
     trustProxy: env.TRUST_PROXY === 'true',
     maxChatsPerAgent: env.MAX_CHATS_PER_AGENT,
     agentOfflineAfterMs: Math.round(env.AGENT_OFFLINE_AFTER_SECONDS * 1000),
+    agentForgetAfterMs: Math.round(env.AGENT_FORGET_AFTER_SECONDS * 1000),
   }
 }
 

@@ -39,6 +39,7 @@ const DEFAULTS: Config = {
   trustProxy: false,
   maxChatsPerAgent: 5,
   agentOfflineAfterMs: 10_000,
+  agentForgetAfterMs: 86_400_000,
 }
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')

@@ -16,8 +16,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     opts,
   )
   await app.register(queueFeedPlugin)
-  await app.register(agentsPlugin, { offlineAfterMs: config.agentOfflineAfterMs })
-  await app.register(usersRoute, { maxChatsPerAgent: config.maxChatsPerAgent, chatTtlMs: config.chatTtlSeconds * 1000, keyGraceMs: config.chatKeyGraceMs })
+  await app.register(agentsPlugin, { offlineAfterMs: config.agentOfflineAfterMs, forgetAfterMs: config.agentForgetAfterMs })
+  await app.register(usersRoute, { maxChatsPerAgent: config.maxChatsPerAgent, chatTtlMs: config.chatTtlSeconds * 1000, keyGraceMs: config.chatKeyGraceMs, agentForgetAfterMs: config.agentForgetAfterMs })
   await app.register(agentRoutes, { maxChatsPerAgent: config.maxChatsPerAgent })
   return app
 }

@@ -43,7 +43,7 @@ declare module 'fastify' {
  * instance become AgentsOnline / MyChats / targeted frames for the sockets here.
  */
 export const agentsPlugin = fp(
-  async function agents(app: FastifyInstance, opts: { offlineAfterMs: number }) {
+  async function agents(app: FastifyInstance, opts: { offlineAfterMs: number; forgetAfterMs?: number }) {
     const instanceId = newId()
     const redis = app.redis.commands
     const local = new Map<string, Set<AgentSocket>>()
@@ -63,7 +63,7 @@ export const agentsPlugin = fp(
       if (!isRedisUnavailable(err)) app.log.error({ err }, what)
     }
     const renew = (socket: AgentSocket) =>
-      renewPresence(redis, { agentId: socket.agentId, name: socket.name, anonymous: socket.anonymous }, instanceId, opts.offlineAfterMs)
+      renewPresence(redis, { agentId: socket.agentId, name: socket.name, anonymous: socket.anonymous }, instanceId, opts.offlineAfterMs, opts.forgetAfterMs)
 
     const v2Sockets = function* (agentId?: string, onlyRegistered = true) {
       const sets = agentId === undefined ? local.values() : [local.get(agentId) ?? new Set<AgentSocket>()]

@@ -33,6 +33,8 @@ const parsers: Record<1 | 2, FrameParser<QueueFrame>> = {
 
 export interface UsersRouteOptions extends ExpiryOptions {
   maxChatsPerAgent: number
+  /** How long an agent's record outlives their presence (AGENT_FORGET_AFTER_SECONDS). */
+  agentForgetAfterMs?: number
 }
 
 /** WebSocket `/users`: the agents' live queue of waiting visitors, and (v2) the team and the agent's own chats. */
@@ -137,7 +139,7 @@ class AgentSession {
 
   async setStatus(status: AgentStatus): Promise<void> {
     const agent = this.#identified('SetStatus')
-    if (await setAgentStatus(this.app.redis.commands, agent.agentId, status)) this.log.info({ status }, 'agent status changed')
+    if (await setAgentStatus(this.app.redis.commands, agent.agentId, status, this.opts.agentForgetAfterMs)) this.log.info({ status }, 'agent status changed')
   }
 
   async transfer(args: TransferChatArgs): Promise<void> {
