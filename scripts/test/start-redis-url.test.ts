@@ -7,7 +7,7 @@ import { freePort, startRedis } from '@switchboard/testing'
 import { npmStart } from './npm-start.js'
 
 // A whole start and stop: on a loaded machine, more than the suite's 60 s per file.
-t.setTimeout(90_000)
+t.setTimeout(120_000)
 
 t.test('with REDIS_URL, npm start uses that Redis and says which, without its password', async (t) => {
   const password = 'hunter2-do-not-log'

@@ -12,7 +12,7 @@ import { alive, npmStart, redisPidOf, root, type NpmStart } from './npm-start.js
 const run = promisify(execFile)
 // Two whole starts and stops (two services, a redis-server, each): on a loaded machine this
 // takes longer than the suite's 60 s per file; the time is spent starting processes, not waiting.
-t.setTimeout(150_000)
+t.setTimeout(240_000)
 
 interface FirstRun extends NpmStart {
   redisPort: number
