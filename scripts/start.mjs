@@ -101,7 +101,15 @@ async function privateRedis(binary, dir) {
   const leftPort = readInt(portFile)
   if (leftPid !== null && leftPort !== null && alive(leftPid) && (await redisAnswers('127.0.0.1', leftPort))) {
     say(`Redis: taking over the private redis-server an earlier npm start left running (pid ${leftPid}, redis://127.0.0.1:${leftPort}), data in ${dir}.`)
-    return { url: `redis://127.0.0.1:${leftPort}`, stop: () => stopPid(leftPid) }
+    let stopped = false
+    process.on('exit', () => stopped || stopPidNow(leftPid))
+    return {
+      url: `redis://127.0.0.1:${leftPort}`,
+      stop: () => {
+        stopped = true
+        return stopPid(leftPid)
+      },
+    }
   }
   let lastFailure = ''
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -130,6 +138,8 @@ async function privateRedis(binary, dir) {
     })
     if (started === true) {
       writeFileSync(portFile, `${port}\n`)
+      // However this process ends (an error before the services run, too), its Redis does not outlive it.
+      process.on('exit', () => child.exitCode === null && child.signalCode === null && child.kill('SIGTERM'))
       say(`Redis: started a private redis-server on redis://127.0.0.1:${port} (pid ${child.pid}), append-only file in ${dir}; its log is ${join(dir, 'redis.log')}.`)
       return {
         url: `redis://127.0.0.1:${port}`,
@@ -150,13 +160,18 @@ async function privateRedis(binary, dir) {
   process.exit(1)
 }
 
-/** SIGTERM to a process that is not our child, then wait (at most 10 s) until it is gone. */
-async function stopPid(pid) {
+const stopPidNow = (pid) => {
   try {
     process.kill(pid, 'SIGTERM')
+    return true
   } catch {
-    return
+    return false
   }
+}
+
+/** SIGTERM to a process that is not our child, then wait (at most 10 s) until it is gone. */
+async function stopPid(pid) {
+  if (!stopPidNow(pid)) return
   for (let waited = 0; waited < 10_000 && alive(pid); waited += 50) await new Promise((resolve) => setTimeout(resolve, 50))
 }
 
@@ -197,7 +212,13 @@ const host = env.HOST || '127.0.0.1'
 const browserHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
 const subscriberUrl = `http://${browserHost}:${env.SUBSCRIBER_PORT || 9001}`
 if (env.AGENT_AUTH !== 'off' && !env.AGENT_JWT_SECRET && !env.AGENT_JWT_PUBLIC_KEY) {
-  const kept = keptAgentSecret(data)
+  let kept
+  try {
+    kept = keptAgentSecret(data)
+  } catch (err) {
+    say(err.message)
+    process.exit(1)
+  }
   madeSecret = kept.created
   env.AGENT_JWT_SECRET = kept.secret
   const token = await signAgentToken(env.AGENT_JWT_SECRET, { id: 'agent', name: 'Agent', ttlSeconds: 12 * 3600 })
