@@ -59,6 +59,12 @@ async function showAvailability(into: HTMLElement): Promise<void> {
 function startView(error?: string): void {
   const name = field('Name', { maxlength: '64', placeholder: 'Your name' })
   const start = h('button', { text: 'Start chat', attrs: { type: 'submit' } })
+  const problem = h('p', { class: 'field-error', attrs: { role: 'alert', id: `${name.input.id}-problem`, hidden: '' } })
+  name.input.setAttribute('aria-describedby', problem.id)
+  name.input.addEventListener('input', () => {
+    problem.hidden = true
+    name.input.removeAttribute('aria-invalid')
+  })
   const form = h(
     'form',
     {
@@ -67,6 +73,10 @@ function startView(error?: string): void {
           ev.preventDefault()
           const value = name.input.value.trim()
           if (!value) {
+            // Say what is wrong, not only refocus: an empty or blank name is not a name.
+            problem.textContent = 'Please enter your name to start the chat.'
+            problem.hidden = false
+            name.input.setAttribute('aria-invalid', 'true')
             name.input.focus()
             return
           }
@@ -83,6 +93,7 @@ function startView(error?: string): void {
       },
     },
     h('div', { class: 'row' }, name.wrapper, start),
+    problem,
   )
   const availability = h('p', { class: 'muted availability', attrs: { role: 'status' } })
   show(
@@ -135,6 +146,8 @@ function connect(session: VisitorSession): void {
   }
   document.addEventListener('visibilitychange', acknowledge)
   const ended = (by: string, reason: string | null) => {
+    // No one is chatting any more: the heading must not say so.
+    title.textContent = 'Chat ended'
     notice.textContent = `${by === 'User' ? 'You' : (session.agentName ?? 'The agent')} ended this chat${reason ? `: ${reason}` : '.'}`
     notice.dataset.kind = 'ended'
     notice.hidden = false

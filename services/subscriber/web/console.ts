@@ -125,6 +125,8 @@ async function signIn(candidate: string): Promise<void> {
 function signInView(): void {
   const name = field('Agent name', { maxlength: '64', placeholder: 'Your name as visitors will see it' })
   const start = h('button', { text: 'Start', attrs: { type: 'submit' } })
+  const problem = h('p', { class: 'field-error', text: 'Please enter your name.', attrs: { role: 'alert', hidden: '' } })
+  name.input.addEventListener('input', () => (problem.hidden = true))
   root.replaceChildren(
     h(
       'form',
@@ -134,7 +136,11 @@ function signInView(): void {
           submit: (ev) => {
             ev.preventDefault()
             const value = name.input.value.trim()
-            if (!value) return name.input.focus()
+            if (!value) {
+              // Say what is wrong, not only refocus.
+              problem.hidden = false
+              return name.input.focus()
+            }
             stored.set(NAME_KEY, value)
             consoleView(value)
           },
@@ -142,6 +148,7 @@ function signInView(): void {
       },
       h('h1', { text: 'Agent console' }),
       h('div', { class: 'row' }, name.wrapper, start),
+      problem,
     ),
   )
   name.input.focus()
