@@ -116,6 +116,8 @@ function connect(session: VisitorSession): void {
   const title = h('h1', { text: 'Chat with support' })
   const conversation = new ConversationView('Conversation', 'User', () => ({ mine: 'You', theirs: session.agentName ?? 'Agent' }))
   const notice = h('p', { class: 'banner banner--warn', attrs: { role: 'status', hidden: '' } })
+  // While waiting (v2): the first message can be written now, and the agent reads it when they join.
+  const writeNow = h('p', { class: 'muted write-now', text: 'You can write your question now: the agent will see it when they join.', attrs: { hidden: '' } })
   const writer = composer('Type a message', () => client)
   const end = h('button', {
     class: 'secondary',
@@ -125,13 +127,14 @@ function connect(session: VisitorSession): void {
   })
   writer.form.hidden = true
   end.hidden = true
-  show(title, connection, notice, status, position, conversation.list, conversation.typingLine, writer.form, h('p', {}, end))
+  show(title, connection, notice, status, position, writeNow, conversation.list, conversation.typingLine, writer.form, h('p', {}, end))
 
   const setStatus = (text: string, busy: boolean) => {
     status.replaceChildren(...(busy ? [h('span', { class: 'dot' })] : []), h('span', { text }))
   }
   const chatting = (agentName: string) => {
     position.hidden = true
+    writeNow.hidden = true
     title.textContent = `Chatting with ${agentName}`
     setStatus(`${agentName} joined the chat`, false)
     writer.form.hidden = false
@@ -179,9 +182,12 @@ function connect(session: VisitorSession): void {
     handlers: {
       state: onState,
       waiting: () => {
-        // Also after an agent put the visitor back in the queue: no one to write to until the next agent joins.
+        // Also after an agent put the visitor back in the queue. Over v2 the visitor can write meanwhile:
+        // the server keeps it for the agent who joins (a seed-004 server cannot).
         title.textContent = 'Chat with support'
-        writer.form.hidden = true
+        const canWrite = client?.protocol === 'v2'
+        writer.form.hidden = !canWrite
+        writeNow.hidden = !canWrite
         end.hidden = true
         conversation.typing('stop')
         setStatus('Waiting for an agent…', true)
@@ -197,7 +203,8 @@ function connect(session: VisitorSession): void {
         chatting(joined.supportUserName)
       },
       history: (list, _user, info) => {
-        chatting(session.agentName ?? 'your agent')
+        // A waiting v2 visitor gets what they wrote so far, with no agent yet.
+        if (client?.supportId !== undefined) chatting(session.agentName ?? 'your agent')
         if (info.resumed) list.forEach((m) => conversation.add(m))
         else conversation.reset(list)
         acknowledge()
