@@ -193,7 +193,7 @@ t.test('a message that cannot be stored gets Error with its clientMessageId, nev
       args: { userId: visitor.userId, ...(supportId ? { supportId } : {}), content: 'anyone?', from: 'User', clientMessageId: 'n-1' },
     })
     user.send(frame('0'.repeat(32)))
-    await refused(t, user, 'n-1', 'IDENTITY_MISMATCH')
+    await refused(t, user, 'n-1', 'IDENTITY_MISMATCH', 'supportId does not belong to this chat')
     t.same((await framesBeforeMarker(user)).filter(isType('Ack')), [], 'no Ack')
     user.send(frame())
     t.match((await user.next(isAck('n-1'))).json.args, { seq: 1 }, 'a v2 visitor may write while waiting')
