@@ -6,6 +6,7 @@ import { launchChromium, startStack, type Stack } from '@switchboard/testing'
  * What a visitor or an agent trips over on the pages (issue 15, item 14), in
  * headless Chromium: a blank name is explained, an ended chat no longer
  * reads as ongoing, and delivered and read ticks differ in more than colour.
+ * Writing while waiting: ui-waiting.test.ts.
  */
 
 async function browsing(t: Test, stack: Stack): Promise<{ browser: Browser; newPage(): Promise<Page> }> {
@@ -134,54 +135,4 @@ t.test('delivered and read ticks differ in shape or words, not only in colour', 
   t.not(read.replace(/\s+/g, ''), delivered.replace(/\s+/g, ''), `read (${JSON.stringify(read)}) and delivered (${JSON.stringify(delivered)}) look different without colour`)
   t.match(read, /Read/, 'read says so in words')
   t.equal(await visitor.getByRole('img', { name: 'Delivered' }).getAttribute('title'), 'Delivered', 'a hover says what the ticks mean')
-})
-
-t.test('the visitor can write while waiting in the queue; the agent who claims reads it', async (t) => {
-  const stack = await startStack(t)
-  const chat = stack.chatServers[0]!
-  const { newPage } = await browsing(t, stack)
-  const visitor = await newPage()
-  await visitor.goto(`${chat.http}/`)
-  await visitor.getByLabel('Name').fill('Nika')
-  await visitor.getByRole('button', { name: 'Start chat' }).click()
-  await visitor.getByText('Waiting for an agent…').waitFor()
-
-  // No agent yet: the field is there, and what is written is stored and shown.
-  await visitor.getByText('You can write your question now').waitFor()
-  await visitor.getByLabel('Message').fill('My card is blocked')
-  await visitor.getByLabel('Message').press('Enter')
-  const mine = visitor.getByRole('list', { name: 'Conversation' }).getByText('My card is blocked')
-  await mine.waitFor()
-  await visitor.getByRole('img', { name: 'Sent' }).waitFor()
-  t.equal(await visitor.getByLabel('Message').inputValue(), '', 'the field is cleared once it went out')
-
-  // A reload while waiting keeps it, and the visitor is still waiting.
-  await visitor.reload()
-  await visitor.getByText('Waiting for an agent…').waitFor()
-  await mine.waitFor()
-  await visitor.getByLabel('Message').fill('It was fine yesterday')
-  await visitor.getByRole('button', { name: 'Send' }).click()
-  await visitor.getByRole('list', { name: 'Conversation' }).getByText('It was fine yesterday').waitFor()
-
-  const agent = await newPage()
-  await agent.goto(`${stack.subscribers[0]!.http}/?chatServer=${encodeURIComponent(chat.http)}`)
-  await agent.getByLabel('Agent name').fill('Vika')
-  await agent.getByRole('button', { name: 'Start' }).click()
-  await agent.getByRole('button', { name: 'Claim Nika' }).click()
-  const list = agent.getByRole('list', { name: 'Conversation with Nika' })
-  await list.getByText('It was fine yesterday').waitFor()
-  t.same(await list.locator('.msg__body').allTextContents(), ['My card is blocked', 'It was fine yesterday'], 'the agent reads both, in order')
-  await visitor.getByRole('heading', { name: 'Chatting with Vika' }).waitFor()
-  t.notOk(await visitor.getByText('You can write your question now').isVisible(), 'the waiting hint is gone once an agent joined')
-  // The agent's console marks them read: the visitor sees it.
-  await visitor.getByRole('img', { name: 'Read' }).nth(1).waitFor()
-
-  await agent.getByLabel('Message').fill('Let me look')
-  await agent.getByRole('button', { name: 'Send' }).click()
-  await visitor.getByText('Let me look').waitFor()
-  t.same(
-    await visitor.getByRole('list', { name: 'Conversation' }).locator('.msg__body').allTextContents(),
-    ['My card is blocked', 'It was fine yesterday', 'Let me look'],
-    'one conversation, in order, on the visitor page',
-  )
 })
