@@ -177,10 +177,11 @@ export class ChatClient {
   /**
    * Sends a message. Over v2 it returns its clientMessageId and the message
    * is kept until acknowledged, even across a reconnect; over v1 it returns
-   * false when it could not be sent now. Always false before an agent joined.
+   * false when it could not be sent now. Before an agent joined, only a v2
+   * visitor can send (the server keeps it for the agent who joins); else false.
    */
   send(content: string): string | boolean {
-    if (this.identity.supportId === undefined) return false
+    if (this.identity.supportId === undefined && !(this.#v2 && this.identity.from === 'User')) return false
     if (!this.#v2) return this.#socket.send(this.#messageFrame(content))
     const clientMessageId = `${Date.now().toString(36)}-${(++this.#counter).toString(36)}-${Math.random().toString(36).slice(2, 8)}`
     this.#pending.set(clientMessageId, content)
@@ -239,6 +240,7 @@ export class ChatClient {
     const { userId, supportId, from, supportUserName } = this.identity
     return encodeClient.chatMessage({
       userId,
+      // Undefined (a v2 visitor still waiting for an agent) leaves it out of the frame.
       supportId: supportId!,
       content,
       from,

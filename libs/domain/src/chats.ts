@@ -219,6 +219,8 @@ export interface NewMessage {
   clientMessageId?: string
   /** The sending agent, when identified: only the agent who holds the chat may write as Support. */
   agentId?: string
+  /** A v2 visitor's message: it may come before an agent joined (with supportId ''), and waits in the history for them. */
+  beforeAgent?: boolean
 }
 
 /** Publishing a message can be skipped by the instance that is the only one listening to its chat: see holdChat. */
@@ -278,6 +280,7 @@ export async function appendMessage(redis: Redis, input: NewMessage, opts: Appen
       tail,
       input.agentId ?? '',
       opts.holder ?? '',
+      input.beforeAgent ? '1' : '',
     ],
   )
   if (Array.isArray(result)) {

@@ -175,7 +175,8 @@ return 'ok'
    * ARGV: chatId, supportId, argsHead (seed-004 args up to the supportId's value), messageId,
    *       clientMessageId ('' for none), clientIdField (',"clientMessageId":…' or ''), ttlMs, graceMs,
    *       chatChannel, from ('User' | 'Support'), argsTail (after the supportId's value, without the closing brace),
-   *       agentId (the sending agent's, '' for none), holder (the sending instance's id, '' for none: always publish)
+   *       agentId (the sending agent's, '' for none), holder (the sending instance's id, '' for none: always publish),
+   *       beforeAgent ('1': a v2 visitor, who may write before an agent joins; stored with supportId '')
    * → {'ok', stored} | {'ok', stored, publication} (not published: deliver it locally) | {'dup', stored}
    *   | 'expired' | 'noagent' | 'mismatch' | 'ended'
    */
@@ -185,9 +186,11 @@ return 'ok'
 if not alive(KEYS[3], ARGV[1], now) then return 'expired' end
 local f = redis.call('HMGET', KEYS[1], 'supportId', 'state', 'pastSupportIds', 'agentId', 'keysTouchedAt', 'holders', 'holder:' .. ARGV[13])
 if f[2] == 'ended' and not f[1] then return 'ended' end
-if not f[1] then return 'noagent' end
-if f[1] ~= ARGV[2] then
-  local past = f[3] and string.find(',' .. f[3] .. ',', ',' .. ARGV[2] .. ',', 1, true)
+-- A v2 visitor may write before an agent joins (ARGV[14] '1'): the message waits in the history for the agent who joins.
+if not f[1] and not (ARGV[14] == '1' and ARGV[10] == 'User') then return 'noagent' end
+if (f[1] or '') ~= ARGV[2] then
+  -- A visitor who did not know the current agent yet: no supportId (written while waiting), or one from before a transfer.
+  local past = ARGV[2] == '' or (f[3] and string.find(',' .. f[3] .. ',', ',' .. ARGV[2] .. ',', 1, true))
   if ARGV[10] ~= 'User' or not past then return 'mismatch' end
 end
 if ARGV[10] == 'Support' and ARGV[12] ~= '' and f[4] and f[4] ~= ARGV[12] then return 'mismatch' end
@@ -200,7 +203,7 @@ end
 -- Checked after the retry lookup: a message stored before the end still gets its Ack.
 if f[2] == 'ended' then return 'ended' end
 local seq = redis.call('LLEN', KEYS[2]) + 1
-local stored = ARGV[3] .. f[1] .. ARGV[11] .. ',"seq":' .. seq .. ',"messageId":"' .. ARGV[4] .. '"' .. ARGV[6] .. '}'
+local stored = ARGV[3] .. (f[1] or '') .. ARGV[11] .. ',"seq":' .. seq .. ',"messageId":"' .. ARGV[4] .. '"' .. ARGV[6] .. '}'
 redis.call('RPUSH', KEYS[2], stored)
 local ttl = tonumber(ARGV[7]) + tonumber(ARGV[8])
 local sent = redis.call('HINCRBY', KEYS[5], 'sent:' .. ARGV[10], 1)

@@ -30,8 +30,10 @@ export const JoinArgsV2 = Type.Composite([
 export type JoinArgsV2 = Static<typeof JoinArgsV2>
 
 export const ChatMessageArgsV2 = Type.Composite([
-  ChatMessageArgs,
+  Type.Omit(ChatMessageArgs, ['supportId']),
   Type.Object({
+    /** Required from an agent; a visitor waiting for an agent has none yet, and their message waits in the history for the agent who joins. */
+    supportId: Type.Optional(Id),
     /** Gets an Ack once stored; sending it again stores nothing new and returns the same Ack. */
     clientMessageId: Type.Optional(ClientMessageId),
   }),

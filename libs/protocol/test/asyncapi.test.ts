@@ -166,8 +166,10 @@ function viewProperties(schema: Obj, version: Version): Record<string, unknown> 
 function viewRequired(schema: Obj, version: Version): string[] {
   const props = viewProperties(schema, version)
   const required = Array.isArray(schema.required) ? (schema.required as string[]) : []
+  // A field v2 made optional stays required of v1 frames (x-required-v1: ChatMessage.supportId).
+  const v1Only = version === 1 && Array.isArray(schema['x-required-v1']) ? (schema['x-required-v1'] as string[]) : []
   // A v2 field may be required of v2 frames (ChatHistory.fromSeq); a v1 frame does not have it.
-  return required.filter((name) => version === 2 || Object.hasOwn(props, name))
+  return [...required.filter((name) => version === 2 || Object.hasOwn(props, name)), ...v1Only]
 }
 
 function typeMatches(type: unknown, value: unknown): boolean {

@@ -18,6 +18,8 @@ const EnvSchema = Type.Object({
   CHAT_SERVER_PORT: Type.Integer({ ...Port, default: 9000 }),
   /** Subscriber's port. @default 9001 */
   SUBSCRIBER_PORT: Type.Integer({ ...Port, default: 9001 }),
+  /** Where browsers reach ChatServer (the agent console connects there), e.g. https://chat.example.com. Unset: the host the console was loaded from, port CHAT_SERVER_PORT. */
+  CHAT_SERVER_PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$' })),
   /** How often the server sends `ping`. @default 1000 */
   HEARTBEAT_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 600_000, default: 1000 }),
   /** A socket that sends nothing (not even `pong`) this long is closed with 4408. @default 120 */
@@ -102,6 +104,8 @@ export interface Config {
   readonly host: string
   readonly chatServerPort: number
   readonly subscriberPort: number
+  /** ChatServer's origin as browsers reach it (no trailing slash); unset: derived per request by Subscriber. */
+  readonly chatServerPublicUrl?: string
   readonly heartbeatIntervalMs: number
   readonly idleTimeoutSeconds: number
   readonly chatTtlSeconds: number
@@ -183,6 +187,7 @@ function fromEnv(env: Static<typeof EnvSchema>): Config {
     host: env.HOST,
     chatServerPort: env.CHAT_SERVER_PORT,
     subscriberPort: env.SUBSCRIBER_PORT,
+    ...(env.CHAT_SERVER_PUBLIC_URL !== undefined ? { chatServerPublicUrl: env.CHAT_SERVER_PUBLIC_URL.replace(/\/+$/, '') } : {}),
     heartbeatIntervalMs: env.HEARTBEAT_INTERVAL_MS,
     idleTimeoutSeconds: env.IDLE_TIMEOUT_SECONDS,
     chatTtlSeconds: env.CHAT_TTL_SECONDS,

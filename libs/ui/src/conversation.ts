@@ -2,6 +2,7 @@ import type { Party } from '@switchboard/protocol'
 import type { ReceivedMessage } from '@switchboard/client'
 import { field, h, messageItem } from './dom.js'
 
+// Each status differs in shape or words, not only in colour: one tick, two ticks, two ticks and "Read".
 const TICKS = { sent: ['✓', 'Sent'], delivered: ['✓✓', 'Delivered'], read: ['✓✓', 'Read'] } as const
 type Status = keyof typeof TICKS
 
@@ -47,7 +48,8 @@ export class ConversationView {
     const names = this.names()
     const item = messageItem(mine ? 'You' : names.theirs, m.timestamp, m.content, mine)
     if (mine && m.seq !== undefined) {
-      const ticks = h('span', { class: 'ticks' })
+      // role img: screen readers announce its label (Sent, Delivered, Read) rather than the tick characters.
+      const ticks = h('span', { class: 'ticks', attrs: { role: 'img' } })
       item.querySelector('.msg__meta')?.append(' ', ticks)
       this.#mine.set(m.seq, ticks)
       this.#paint(m.seq, ticks)
@@ -71,7 +73,10 @@ export class ConversationView {
   #paint(seq: number, ticks: HTMLElement): void {
     const status: Status = seq <= this.#read ? 'read' : seq <= this.#delivered ? 'delivered' : 'sent'
     const [mark, label] = TICKS[status]
-    ticks.textContent = mark
+    ticks.replaceChildren(
+      h('span', { class: 'ticks__mark', text: mark, attrs: { 'aria-hidden': 'true' } }),
+      ...(status === 'read' ? [h('span', { class: 'ticks__word', text: label, attrs: { 'aria-hidden': 'true' } })] : []),
+    )
     ticks.className = `ticks ticks--${status}`
     ticks.setAttribute('aria-label', label)
     ticks.title = label

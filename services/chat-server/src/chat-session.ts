@@ -271,9 +271,9 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
           await this.#sendHistory(this.#chat, resumeAfter)
           return
         }
-        if ((chat.pastSupportIds ?? []).length > 0) {
-          // A chat put back in the queue has a conversation already: the new agent gets it after
-          // SupportJoinedUser, and the channel's copy of that frame is not sent twice.
+        if ((chat.pastSupportIds ?? []).length > 0 || (await lastSeq(this.app.redis.commands, this.chatId)) > 0) {
+          // A chat put back in the queue, or one whose v2 visitor wrote while waiting, has a conversation
+          // already: the new agent gets it after SupportJoinedUser, and the channel's copy of that frame is not sent twice.
           const frame = encode.supportJoinedUser(joined)
           this.#skipOnce = frame
           this.#send(frame)
@@ -297,6 +297,8 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
         return
       }
       this.#send(encode.userJoined(chat))
+      // A v2 visitor back after a reload (or put back in the queue) gets what they wrote while waiting.
+      if (this.version === 2 && (await lastSeq(this.app.redis.commands, this.chatId)) > 0) await this.#sendHistory(chat, resumeAfter)
       this.#startWaiting()
       if (state === 'queued') this.log.info('visitor queued')
     })
@@ -312,6 +314,8 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
         throw new ProtocolError('IDENTITY_MISMATCH', `This socket joined as ${partyOf(role)}`)
       }
       if (args.userId !== chat.userId) throw new ProtocolError('IDENTITY_MISMATCH', 'userId does not belong to this chat')
+      // Only a v2 visitor may leave supportId out (they are waiting for an agent); seed 004's schema requires it.
+      if (args.supportId === undefined && role === 'support') throw new ProtocolError('INVALID_FRAME', 'ChatMessage: an agent must send supportId')
       if (exceeds(args.content, this.opts.maxMessageLength)) {
         throw new ProtocolError('MESSAGE_TOO_LONG', `Message content is longer than ${this.opts.maxMessageLength} characters`)
       }
@@ -322,11 +326,13 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
         {
           chatId: this.chatId,
           userId: args.userId,
-          supportId: args.supportId,
+          supportId: args.supportId ?? '',
           content: args.content,
           from: args.from,
           ...(clientMessageId !== undefined ? { clientMessageId } : {}),
           ...(role === 'support' && this.agent !== null ? { agentId: this.agent.agentId } : {}),
+          // A v2 visitor may write while waiting: the agent who joins gets it in ChatHistory. Seed 004 keeps NO_AGENT_YET.
+          ...(role === 'user' && this.version === 2 ? { beforeAgent: true } : {}),
         },
         this.opts,
       ).finally(() => stored())

@@ -182,21 +182,26 @@ t.test('a message that cannot be stored gets Error with its clientMessageId, nev
     t.same((await framesBeforeMarker(early)).filter((m) => m.json?.type === 'Ack' || m.json?.type === 'Error'), [])
   })
 
-  await t.test('NO_AGENT_YET, then stored once an agent joined', async (t) => {
+  await t.test('before an agent joined: a supportId the chat never had is IDENTITY_MISMATCH; none is stored (waiting-messages.test.ts)', async (t) => {
     const visitor = await stack.joinVisitor('Dodo')
     const url = `${stack.chatServers[0]!.ws}/chat/${visitor.chatId}`
     const user = await stack.socket(url, 'pong:user', { v2: true })
     user.send({ type: 'Join', args: { userId: visitor.userId, username: 'Dodo', from: 'User' } })
     await user.nextOfType('UserJoined')
-    const frame = (supportId: string) => ({ type: 'ChatMessage', args: { userId: visitor.userId, supportId, content: 'anyone?', from: 'User', clientMessageId: 'n-1' } })
+    const frame = (supportId?: string) => ({
+      type: 'ChatMessage',
+      args: { userId: visitor.userId, ...(supportId ? { supportId } : {}), content: 'anyone?', from: 'User', clientMessageId: 'n-1' },
+    })
     user.send(frame('0'.repeat(32)))
-    await refused(t, user, 'n-1', 'NO_AGENT_YET')
+    await refused(t, user, 'n-1', 'IDENTITY_MISMATCH', 'supportId does not belong to this chat')
     t.same((await framesBeforeMarker(user)).filter(isType('Ack')), [], 'no Ack')
+    user.send(frame())
+    t.match((await user.next(isAck('n-1'))).json.args, { seq: 1 }, 'a v2 visitor may write while waiting')
     const agent = await stack.socket(url, 'pong:support', { v2: true })
     agent.send({ type: 'Join', args: { userId: visitor.userId, username: 'Dodo', supportUserName: 'Vika', from: 'Support' } })
     const { supportId } = (await user.nextOfType('SupportJoinedUser')).json.args
-    user.send(frame(supportId))
-    t.match((await user.next(isAck('n-1'))).json.args, { seq: 1 })
+    user.send({ ...frame(supportId), args: { ...frame(supportId).args, clientMessageId: 'n-2' } })
+    t.match((await user.next(isAck('n-2'))).json.args, { seq: 2 })
   })
 
   await t.test('IDENTITY_MISMATCH and MESSAGE_TOO_LONG store nothing', async (t) => {

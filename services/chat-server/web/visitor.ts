@@ -59,6 +59,12 @@ async function showAvailability(into: HTMLElement): Promise<void> {
 function startView(error?: string): void {
   const name = field('Name', { maxlength: '64', placeholder: 'Your name' })
   const start = h('button', { text: 'Start chat', attrs: { type: 'submit' } })
+  const problem = h('p', { class: 'field-error', attrs: { role: 'alert', id: `${name.input.id}-problem`, hidden: '' } })
+  name.input.setAttribute('aria-describedby', problem.id)
+  name.input.addEventListener('input', () => {
+    problem.hidden = true
+    name.input.removeAttribute('aria-invalid')
+  })
   const form = h(
     'form',
     {
@@ -67,6 +73,10 @@ function startView(error?: string): void {
           ev.preventDefault()
           const value = name.input.value.trim()
           if (!value) {
+            // Say what is wrong, not only refocus: an empty or blank name is not a name.
+            problem.textContent = 'Please enter your name to start the chat.'
+            problem.hidden = false
+            name.input.setAttribute('aria-invalid', 'true')
             name.input.focus()
             return
           }
@@ -83,6 +93,7 @@ function startView(error?: string): void {
       },
     },
     h('div', { class: 'row' }, name.wrapper, start),
+    problem,
   )
   const availability = h('p', { class: 'muted availability', attrs: { role: 'status' } })
   show(
@@ -105,6 +116,8 @@ function connect(session: VisitorSession): void {
   const title = h('h1', { text: 'Chat with support' })
   const conversation = new ConversationView('Conversation', 'User', () => ({ mine: 'You', theirs: session.agentName ?? 'Agent' }))
   const notice = h('p', { class: 'banner banner--warn', attrs: { role: 'status', hidden: '' } })
+  // While waiting (v2): the first message can be written now, and the agent reads it when they join.
+  const writeNow = h('p', { class: 'muted write-now', text: 'You can write your question now: the agent will see it when they join.', attrs: { hidden: '' } })
   const writer = composer('Type a message', () => client)
   const end = h('button', {
     class: 'secondary',
@@ -114,13 +127,14 @@ function connect(session: VisitorSession): void {
   })
   writer.form.hidden = true
   end.hidden = true
-  show(title, connection, notice, status, position, conversation.list, conversation.typingLine, writer.form, h('p', {}, end))
+  show(title, connection, notice, status, position, writeNow, conversation.list, conversation.typingLine, writer.form, h('p', {}, end))
 
   const setStatus = (text: string, busy: boolean) => {
     status.replaceChildren(...(busy ? [h('span', { class: 'dot' })] : []), h('span', { text }))
   }
   const chatting = (agentName: string) => {
     position.hidden = true
+    writeNow.hidden = true
     title.textContent = `Chatting with ${agentName}`
     setStatus(`${agentName} joined the chat`, false)
     writer.form.hidden = false
@@ -135,6 +149,8 @@ function connect(session: VisitorSession): void {
   }
   document.addEventListener('visibilitychange', acknowledge)
   const ended = (by: string, reason: string | null) => {
+    // No one is chatting any more: the heading must not say so.
+    title.textContent = 'Chat ended'
     notice.textContent = `${by === 'User' ? 'You' : (session.agentName ?? 'The agent')} ended this chat${reason ? `: ${reason}` : '.'}`
     notice.dataset.kind = 'ended'
     notice.hidden = false
@@ -166,9 +182,12 @@ function connect(session: VisitorSession): void {
     handlers: {
       state: onState,
       waiting: () => {
-        // Also after an agent put the visitor back in the queue: no one to write to until the next agent joins.
+        // Also after an agent put the visitor back in the queue. Over v2 the visitor can write meanwhile:
+        // the server keeps it for the agent who joins (a seed-004 server cannot).
         title.textContent = 'Chat with support'
-        writer.form.hidden = true
+        const canWrite = client?.protocol === 'v2'
+        writer.form.hidden = !canWrite
+        writeNow.hidden = !canWrite
         end.hidden = true
         conversation.typing('stop')
         setStatus('Waiting for an agent…', true)
@@ -184,7 +203,8 @@ function connect(session: VisitorSession): void {
         chatting(joined.supportUserName)
       },
       history: (list, _user, info) => {
-        chatting(session.agentName ?? 'your agent')
+        // A waiting v2 visitor gets what they wrote so far, with no agent yet.
+        if (client?.supportId !== undefined) chatting(session.agentName ?? 'your agent')
         if (info.resumed) list.forEach((m) => conversation.add(m))
         else conversation.reset(list)
         acknowledge()

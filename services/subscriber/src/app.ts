@@ -18,6 +18,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(queueFeedPlugin)
   await app.register(agentsPlugin, { offlineAfterMs: config.agentOfflineAfterMs, forgetAfterMs: config.agentForgetAfterMs })
   await app.register(usersRoute, { maxChatsPerAgent: config.maxChatsPerAgent, chatTtlMs: config.chatTtlSeconds * 1000, keyGraceMs: config.chatKeyGraceMs, agentForgetAfterMs: config.agentForgetAfterMs })
-  await app.register(agentRoutes, { maxChatsPerAgent: config.maxChatsPerAgent })
+  await app.register(agentRoutes, {
+    maxChatsPerAgent: config.maxChatsPerAgent,
+    chatServerPort: config.chatServerPort,
+    ...(config.chatServerPublicUrl !== undefined ? { chatServerPublicUrl: config.chatServerPublicUrl } : {}),
+  })
   return app
 }

@@ -143,7 +143,7 @@ t.test('GET /agent/config and GET /agent/me with auth on', async (t) => {
 
   const config = await fetch(`${base}/agent/config`)
   t.equal(config.status, 200)
-  t.strictSame(await config.json(), { agentAuth: true, maxChatsPerAgent: 5 })
+  t.strictSame(await config.json(), { agentAuth: true, maxChatsPerAgent: 5, chatServer: stack.chatServers[0]!.http })
 
   const token = await stack.agentToken('Vika', { id: 'agent-42' })
   const me = await fetch(`${base}/agent/me`, { headers: { authorization: `Bearer ${token}` } })
@@ -174,7 +174,7 @@ t.test('AGENT_AUTH off (the tests default): /users needs no token, and /agent/co
   // A token, even a broken one, is ignored when auth is off.
   t.same(await handshake(`${stack.subscribers[0]!.ws}/users`, { authorization: 'Bearer garbage' }), { upgraded: true })
 
-  t.strictSame(await (await fetch(`${base}/agent/config`)).json(), { agentAuth: false, maxChatsPerAgent: 5 })
+  t.strictSame(await (await fetch(`${base}/agent/config`)).json(), { agentAuth: false, maxChatsPerAgent: 5, chatServer: stack.chatServers[0]!.http })
   const me = await fetch(`${base}/agent/me`)
   t.equal(me.status, 200)
   t.strictSame(await me.json(), { agentId: null, name: null }, 'nobody in particular')

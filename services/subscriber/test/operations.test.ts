@@ -56,7 +56,7 @@ t.test('route schemas change no byte of the answers', async (t) => {
   const stack = await startStack(t, { env: { AGENT_AUTH: 'on' } })
   const base = stack.subscribers[0]!.http
   const config = await fetch(`${base}/agent/config`)
-  t.equal(await config.text(), '{"agentAuth":true,"maxChatsPerAgent":5}')
+  t.equal(await config.text(), `{"agentAuth":true,"maxChatsPerAgent":5,"chatServer":"${stack.chatServers[0]!.http}"}`)
   const anonymous = await fetch(`${base}/agent/me`)
   t.equal(anonymous.status, 401)
   t.equal(await anonymous.text(), '{"statusCode":401,"code":"TOKEN_MISSING","error":"Unauthorized","message":"An agent token is required (Authorization: Bearer …, or ?token=…)"}')

@@ -22,9 +22,10 @@ const TOKEN_KEY = 'switchboard.agent.token'
 const CHATS_KEY = 'switchboard.agent.chats'
 const SEEN_KEY = 'switchboard.agent.firstSeen'
 
-// The console is served by Subscriber; ChatServer is by default on the same host, port 9000.
+// The console is served by Subscriber. Where ChatServer is: ?chatServer=, window.SWITCHBOARD, then what
+// Subscriber's /agent/config says (CHAT_SERVER_PUBLIC_URL or its CHAT_SERVER_PORT), then port 9000 here.
 const subscriber = setting('subscriber', window.location.origin)
-const chatServer = setting('chatServer', `${window.location.protocol}//${window.location.hostname}:9000`)
+let chatServer = setting('chatServer', `${window.location.protocol}//${window.location.hostname}:9000`)
 
 const root = document.getElementById('switchboard-console') ?? document.body.appendChild(h('main', { attrs: { id: 'switchboard-console' } }))
 const chats = new Map<string, HeldChat>()
@@ -124,6 +125,8 @@ async function signIn(candidate: string): Promise<void> {
 function signInView(): void {
   const name = field('Agent name', { maxlength: '64', placeholder: 'Your name as visitors will see it' })
   const start = h('button', { text: 'Start', attrs: { type: 'submit' } })
+  const problem = h('p', { class: 'field-error', text: 'Please enter your name.', attrs: { role: 'alert', hidden: '' } })
+  name.input.addEventListener('input', () => (problem.hidden = true))
   root.replaceChildren(
     h(
       'form',
@@ -133,7 +136,11 @@ function signInView(): void {
           submit: (ev) => {
             ev.preventDefault()
             const value = name.input.value.trim()
-            if (!value) return name.input.focus()
+            if (!value) {
+              // Say what is wrong, not only refocus.
+              problem.hidden = false
+              return name.input.focus()
+            }
             stored.set(NAME_KEY, value)
             consoleView(value)
           },
@@ -141,6 +148,7 @@ function signInView(): void {
       },
       h('h1', { text: 'Agent console' }),
       h('div', { class: 'row' }, name.wrapper, start),
+      problem,
     ),
   )
   name.input.focus()
@@ -522,9 +530,11 @@ async function boot(): Promise<void> {
   let agentAuth = true
   try {
     const res = await fetch(`${subscriber}/agent/config`)
-    const config = (await res.json()) as { agentAuth: boolean; maxChatsPerAgent?: number }
+    const config = (await res.json()) as { agentAuth: boolean; maxChatsPerAgent?: number; chatServer?: string }
     agentAuth = config.agentAuth
     maxChats = config.maxChatsPerAgent ?? 0
+    // An older Subscriber does not say; the query parameter and the global still win over it.
+    if (config.chatServer) chatServer = setting('chatServer', config.chatServer)
   } catch {
     // Assume the safe case; signing in will say if the server is unreachable.
   }
