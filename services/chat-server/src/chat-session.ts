@@ -162,7 +162,7 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
       this.sessions.add(this)
       // A socket that never joins (or whose Joins are all refused) takes no seat, but
       // it holds a connection and answers pings: it is closed after a while instead.
-      this.#joinTimer = setTimeout(() => this.#joinTimedOut(), this.opts.joinTimeoutMs)
+      this.#joinTimer = setTimeout(() => this.#joinDeadline(), this.opts.joinTimeoutMs)
       this.#joinTimer.unref()
     }
     return this.expireOnGone(() => this.open())
@@ -181,9 +181,33 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
   #seated = false
   /** Closes the socket unless a Join has succeeded by then. */
   #joinTimer: ReturnType<typeof setTimeout> | undefined
+  /** A Join is being answered. */
+  #joining = false
+  /** The deadline passed while a Join was being answered: if that Join fails, the socket is closed. */
+  #deadlinePassed = false
+
+  /** A Join sent in time but slow to answer (a loaded server, Redis failing over) is let finish, not cut off. */
+  #joinDeadline(): void {
+    this.#joinTimer = undefined
+    if (this.#joining) this.#deadlinePassed = true
+    else this.#joinTimedOut()
+  }
+
+  async #joinBeforeDeadline(args: JoinArgsV2): Promise<void> {
+    this.#joining = true
+    try {
+      await this.join(args)
+    } catch (err) {
+      // After the refusal itself, which the socket layer sends once this rejects.
+      if (this.#deadlinePassed) setImmediate(() => this.#joinTimedOut())
+      throw err
+    } finally {
+      this.#joining = false
+    }
+  }
 
   #joinTimedOut(): void {
-    this.#joinTimer = undefined
+    if (this.#closed) return
     this.log.info('socket closed: no successful Join in time')
     sendError(this.socket, 'JOIN_TIMEOUT')
     this.socket.close(Errors.JOIN_TIMEOUT.closeCode, 'JOIN_TIMEOUT')
@@ -206,7 +230,7 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
   handle(frame: ChatFrame): Promise<void> {
     switch (frame.type) {
       case 'Join':
-        return this.join(frame.args)
+        return this.#joinBeforeDeadline(frame.args)
       case 'ChatMessage':
         return this.sendMessage(frame.args)
       case 'LoadMore':
@@ -503,6 +527,7 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
     }
     if (this.#joinTimer !== undefined) clearTimeout(this.#joinTimer)
     this.#joinTimer = undefined
+    this.#deadlinePassed = false
     this.app.metrics.socketRole(this.socket, this.#role === 'support' ? 'agent' : 'visitor')
     const held = this.#held ?? []
     this.#held = undefined

@@ -115,3 +115,41 @@ t.test('JOIN_TIMEOUT_SECONDS: a socket that has not joined in time is closed wit
   joined.send({ type: 'Marker' })
   t.equal(errorOf(await joined.next()), 'UNKNOWN_TYPE', 'and served')
 })
+
+t.test('JOIN_TIMEOUT_SECONDS: a Join sent in time but answered late (Redis stalled) is let finish; a late refusal still closes', async (t) => {
+  const stack = await startStack(t, { env: { JOIN_TIMEOUT_SECONDS: '0.5', HEARTBEAT_INTERVAL_MS: '100' } })
+  const visitor = await stack.joinVisitor('Nika')
+  const url = chatUrl(stack, visitor)
+  const redisPid = stack.redis.process.pid!
+  const resume = () => process.kill(redisPid, 'SIGCONT')
+  t.teardown(resume)
+
+  const slow = await stack.socket(url, 'pong:user')
+  const slowRefused = await stack.socket(url, 'pong:user')
+  // Both sockets are open (their chats were read); now Redis stops answering.
+  for (const s of [slow, slowRefused]) {
+    s.send({ type: 'Marker' })
+    t.equal(errorOf(await s.next()), 'UNKNOWN_TYPE')
+  }
+  process.kill(redisPid, 'SIGSTOP')
+  slow.send(userJoin(visitor))
+  slowRefused.send(userJoin(visitor, { userId: 'b'.repeat(32) }))
+  // Well past the deadline (pings need no Redis): both are still open, their Joins unanswered.
+  const until = Date.now() + 1500
+  while (Date.now() < until) await slow.nextPing()
+  t.equal(slow.ws.readyState, slow.ws.OPEN, 'a Join still being answered at the deadline is not cut off')
+  t.equal(slowRefused.ws.readyState, slowRefused.ws.OPEN)
+  resume()
+
+  t.equal((await slow.next()).json?.type, 'UserJoined', 'the late answer arrives')
+  t.equal(errorOf(await slowRefused.next()), 'IDENTITY_MISMATCH', 'the late refusal arrives')
+  const closed = await slowRefused.closed
+  t.equal(closed.reason, 'JOIN_TIMEOUT', 'then the refused socket is closed: its deadline has passed')
+  t.equal(closed.code, 4408)
+
+  // The joined one stays, and a second Join on it is refused without closing it.
+  slow.send(userJoin(visitor))
+  t.equal(errorOf(await slow.next()), 'ALREADY_JOINED')
+  slow.send({ type: 'Marker' })
+  t.equal(errorOf(await slow.next()), 'UNKNOWN_TYPE', 'still served')
+})
