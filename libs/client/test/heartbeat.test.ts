@@ -1,5 +1,6 @@
 import t from 'tap'
-import { WebSocket } from 'ws'
+import { once } from 'node:events'
+import { WebSocket, WebSocketServer } from 'ws'
 import { ChatClient, QueueClient, registerVisitor, type ConnectionState, type SocketFactory } from '@switchboard/client'
 import { readMessages } from '@switchboard/domain'
 import { connectedRedis, spawnService, startBalancer, startRedis } from '@switchboard/testing'
@@ -143,4 +144,31 @@ t.test('a frozen Subscriber: the agent queue client reconnects within 3 heartbea
   await reopened.promise
   await again.promise
   t.ok(queue.isOpen)
+})
+
+t.test('a server with a longer heartbeat than the client assumes: a few reconnects, then the client learns it and stays', async (t) => {
+  // A scripted server that pings every 600 ms; the client assumes 100 ms (3 misses: 300 ms).
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  await once(server, 'listening')
+  let connections = 0
+  let settled!: () => void
+  const stayed = new Promise<void>((resolve) => (settled = resolve))
+  server.on('connection', (socket) => {
+    connections++
+    let pongs = 0
+    const timer = setInterval(() => socket.send('ping'), 600)
+    socket.on('close', () => clearInterval(timer))
+    socket.on('message', (data) => {
+      if (String(data) === 'pong:support' && ++pongs === 4) settled()
+    })
+  })
+  const { port } = server.address() as { port: number }
+  const queue = new QueueClient({ subscriber: `http://127.0.0.1:${port}`, createSocket, backoff: fast, heartbeatIntervalMs: 100, protocol: 'v1' }).connect()
+  t.teardown(() => queue.close())
+  const timeout = setTimeout(() => settled(), 15_000)
+  await stayed
+  clearTimeout(timeout)
+  t.ok(connections <= 4, `${connections} connections before one lasted 4 pings`)
+  t.ok(queue.isOpen, 'and it is still open')
 })
