@@ -155,7 +155,11 @@ export class ReconnectingSocket {
   #arm(socket: SocketLike, ms: number): void {
     clearTimeout(this.#watchdog)
     if ((this.#opts.heartbeatIntervalMs ?? 1000) === 0) return
-    this.#watchdog = setTimeout(() => this.#giveUp(socket), ms)
+    // Not given up at once: if this process was busy itself (a blocked event loop, a sleeping laptop),
+    // frames that came meanwhile are read before a zero-delay timer runs, and re-arm the watchdog.
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = setTimeout(() => this.#giveUp(socket), 0)
+    }, ms)
   }
 
   /**

@@ -172,3 +172,34 @@ t.test('a server with a longer heartbeat than the client assumes: a few reconnec
   t.ok(connections <= 4, `${connections} connections before one lasted 4 pings`)
   t.ok(queue.isOpen, 'and it is still open')
 })
+
+t.test('the client itself blocked longer than the limit (busy event loop): pings that came meanwhile count, no false reconnect', async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const sub = await spawnService(t, 'subscriber', { REDIS_URL: redis.url, HEARTBEAT_INTERVAL_MS: '100' })
+  const states: ConnectionState[] = []
+  const opened = waitFor((s: ConnectionState) => s === 'open', 'the queue client opens', 10_000)
+  const queue = new QueueClient({
+    subscriber: sub.ws,
+    createSocket,
+    backoff: fast,
+    heartbeatIntervalMs: 100,
+    handlers: {
+      state: (s) => {
+        states.push(s)
+        opened.callback(s)
+      },
+    },
+  }).connect()
+  t.teardown(() => queue.close())
+  await opened.promise
+  // This process does nothing else for 5 times the limit of 300 ms; the Subscriber goes on pinging.
+  const until = Date.now() + 1500
+  while (Date.now() < until) {
+    // busy
+  }
+  // Three more intervals: time enough for a false give-up to show, and for the real pings to be read.
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.same(states, ['connecting', 'open'], 'still the same connection')
+  t.ok(queue.isOpen)
+})
