@@ -147,6 +147,7 @@ function connect(session: VisitorSession): void {
   }
   // The banner over the conversation: the connection is down, or the server could not take something;
   // in plain words (UserMessages), and gone once things work again (open, a message stored, nothing held).
+  let wasHeld = false
   const recovered = () => {
     connection.hidden = true
     delete connection.dataset.kind
@@ -223,7 +224,9 @@ function connect(session: VisitorSession): void {
       },
       pending: (list, held) => {
         conversation.pending(list, held, () => client?.retryNow())
-        if (!held && connection.dataset.kind === 'error') recovered()
+        // The held messages went through: the outage is over (an error about one message, e.g. too long, stays).
+        if (wasHeld && !held && connection.dataset.kind === 'error') recovered()
+        wasHeld = held
       },
       error: (error) => {
         connection.hidden = false

@@ -385,6 +385,7 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
     persist()
     renderTabs()
   }
+  let wasHeld = false
   const clearError = () => {
     if (banner.dataset.kind !== 'error') return
     banner.hidden = true
@@ -460,7 +461,9 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
       acked: () => clearError(),
       pending: (list, isHeld) => {
         conversation.pending(list, isHeld, () => held.client?.retryNow())
-        if (!isHeld) clearError()
+        // The held messages went through: the outage is over (an error about one message, e.g. too long, stays).
+        if (wasHeld && !isHeld) clearError()
+        wasHeld = isHeld
       },
       state: (state) => {
         if (state === 'open') clearError()
