@@ -76,3 +76,19 @@ t.test('Redis down mid-chat: plain words, pending bubbles in the order typed wit
   await page.locator('.msg--pending').first().waitFor({ state: 'detached' })
   t.same(await conversation(page, 'Conversation'), ['first, during the outage', 'second, typed later'], 'each shown once, as stored')
 })
+
+t.test('Redis down before the chat starts: the start form says to try again, in plain words', async (t) => {
+  const stack = await startStack(t)
+  const chat = stack.chatServers[0]!
+  const browser = await launchChromium(t)
+  const context = await browser.newContext()
+  t.teardown(() => context.close())
+  const page = await context.newPage()
+  await page.goto(`${chat.http}/`)
+  await stack.redis.stop()
+  await page.getByLabel('Name').fill('Nika')
+  await page.getByRole('button', { name: 'Start chat' }).click()
+  await page.getByRole('alert').getByText('Could not start the chat right now. Please try again in a moment.').waitFor()
+  t.equal(await page.getByText(/Storage is unavailable|clientMessageId/).count(), 0, 'no developer words on the page')
+  t.ok(await page.getByRole('button', { name: 'Start chat' }).isEnabled(), 'and the visitor can try again')
+})

@@ -77,7 +77,12 @@ function startView(error?: string): void {
             stored.set(SESSION_KEY, session)
             connect(session)
           } catch (err) {
-            startView(err instanceof SwitchboardError ? userMessage(err.code) : 'Could not reach the support service. Please try again.')
+            // A bad name is the visitor's to fix; anything else (busy, Redis down) is ours: try again.
+            startView(
+              err instanceof SwitchboardError && err.code === 'INVALID_USERNAME'
+                ? userMessage(err.code)
+                : 'Could not start the chat right now. Please try again in a moment.',
+            )
           }
         },
       },
