@@ -48,8 +48,8 @@ export interface ReconnectingSocketOptions {
    * `heartbeatMisses` intervals is taken for dead, closed and made again, so a
    * frozen server or a silent network partition is noticed. The interval used
    * follows the gap seen between pings, and doubles after a connection that
-   * got no ping at all, so a server with a longer interval is not cut off
-   * for good; 0 turns the check off.
+   * died before two pings showed a gap, so a server with a longer interval
+   * is not cut off for good; 0 turns the check (and connectTimeoutMs) off.
    * @default 1000
    */
   heartbeatIntervalMs?: number
@@ -108,8 +108,8 @@ export class ReconnectingSocket {
   /** When the last `ping` came, and the gap before it: the server's real interval. */
   #lastPingAt = 0
   #pingGapMs = 0
-  /** Whether the current connection has had a `ping` yet. */
-  #pinged = false
+  /** Pings on the current connection: the gap is measured from the second. */
+  #pings = 0
 
   constructor(opts: ReconnectingSocketOptions) {
     this.#opts = opts
@@ -169,9 +169,9 @@ export class ReconnectingSocket {
    */
   #giveUp(socket: SocketLike): void {
     if (this.#socket !== socket) return
-    // Open, and not one ping: the server's interval may be longer than assumed (HEARTBEAT_INTERVAL_MS
-    // raised); wait twice as long on the next connection rather than reconnect forever.
-    if (socket.readyState === OPEN && !this.#pinged) this.#pingGapMs = Math.max(this.#pingGapMs, this.#opts.heartbeatIntervalMs ?? 1000) * 2
+    // Open, and fewer than two pings (no gap seen): the server's interval may be longer than assumed
+    // (HEARTBEAT_INTERVAL_MS raised); wait twice as long on the next connection rather than reconnect forever.
+    if (socket.readyState === OPEN && this.#pings < 2) this.#pingGapMs = Math.max(this.#pingGapMs, this.#opts.heartbeatIntervalMs ?? 1000) * 2
     socket.onopen = socket.onmessage = null
     socket.onclose = () => {}
     if (typeof socket.terminate === 'function') socket.terminate()
@@ -199,7 +199,7 @@ export class ReconnectingSocket {
     const socket = this.#create(this.#opts.url, this.#opts.protocols)
     this.#socket = socket
     this.#lastPingAt = 0
-    this.#pinged = false
+    this.#pings = 0
     this.#arm(socket, this.#opts.connectTimeoutMs ?? 10_000)
     socket.onopen = () => {
       this.#arm(socket, this.#silenceLimitMs)
@@ -214,7 +214,7 @@ export class ReconnectingSocket {
         const now = Date.now()
         if (this.#lastPingAt > 0) this.#pingGapMs = now - this.#lastPingAt
         this.#lastPingAt = now
-        this.#pinged = true
+        this.#pings++
       }
       // Any frame shows the connection is alive, not only a ping.
       this.#arm(socket, this.#silenceLimitMs)
