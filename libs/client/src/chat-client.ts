@@ -70,7 +70,20 @@ export interface ChatHandlers {
    */
   transferred?(toAgentId: string | null | undefined): void
   error?(error: { code: string; message: string; clientMessageId?: string }): void
+  /**
+   * v2: one's own messages not stored yet, in the order typed (again whenever
+   * that changes): show them as "sending…". `held` is true for every one of
+   * them while the server cannot take messages (Redis down, rate limit): they
+   * wait, in order, and go by themselves, or now with {@link ChatClient.retryNow}.
+   */
+  pending?(messages: readonly PendingMessage[], held: boolean): void
   state?(state: ConnectionState, info: { attempt: number; delayMs?: number; code?: number }): void
+}
+
+/** A message sent and not yet stored. */
+export interface PendingMessage {
+  clientMessageId: string
+  content: string
 }
 
 export interface ChatClientOptions {
@@ -84,11 +97,13 @@ export interface ChatClientOptions {
   token?: string
   /** `v2` (default) offers the switchboard.v2 subprotocol; `v1` speaks seed 004 exactly. */
   protocol?: 'v1' | 'v2'
+  /** The server's HEARTBEAT_INTERVAL_MS: silence for 3 of them is a dead connection (see ReconnectingSocketOptions). @default 1000 */
+  heartbeatIntervalMs?: number
 }
 
-/** Errors after which retrying the same message cannot help. */
 /** Errors after which the same message is sent again (same clientMessageId, so stored once) after a backoff, on the same socket. */
 const RETRY_SEND_ERRORS = new Set(['STORE_UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL_ERROR'])
+/** Errors after which retrying the same message cannot help. */
 const FINAL_SEND_ERRORS = new Set(['CHAT_ENDED', 'CHAT_EXPIRED', 'MESSAGE_TOO_LONG', 'IDENTITY_MISMATCH', 'INVALID_FRAME', 'NO_AGENT_YET'])
 
 /**
@@ -97,7 +112,10 @@ const FINAL_SEND_ERRORS = new Set(['CHAT_ENDED', 'CHAT_EXPIRED', 'MESSAGE_TOO_LO
  * and turns frames into callbacks. Over v2 it resumes from the last seq it
  * saw, and keeps every message it sends until the server acknowledges it,
  * re-sending it with the same clientMessageId after a reconnect (the server
- * stores it once).
+ * stores it once). Messages are stored in the order typed: once the server
+ * refuses one for now (STORE_UNAVAILABLE, RATE_LIMITED), nothing typed after
+ * it goes before it is stored; until the queue is empty again they go one at
+ * a time, each after the previous one's Ack.
  */
 export class ChatClient {
   readonly identity: ChatIdentity
@@ -115,11 +133,16 @@ export class ChatClient {
   #joined = false
   #transferred = false
   readonly #backoff: ChatClientOptions['backoff']
-  /** Re-sends of messages the server could not take (Redis down, rate limit): one timer, backing off. */
+  /** Re-sends of the first pending message after the server could not take it (Redis down, rate limit): one timer, backing off. */
   #retryTimer: ReturnType<typeof setTimeout> | undefined
   #retryAttempt = 0
-  /** The pending messages the server answered with a retryable error: the ones the timer sends again. */
-  readonly #refused = new Set<string>()
+  /**
+   * Set by a retryable refusal, cleared when every pending message is stored:
+   * meanwhile only the first pending message is sent (`#headSent` is the one
+   * awaiting its answer), so a later one cannot be stored before it.
+   */
+  #held = false
+  #headSent: string | undefined
 
   constructor(opts: ChatClientOptions) {
     this.identity = { ...opts.identity }
@@ -132,6 +155,7 @@ export class ChatClient {
       pong: this.identity.from === 'User' ? PONGS.User : PONGS.Support,
       ...(opts.createSocket ? { createSocket: opts.createSocket } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      ...(opts.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),
       onOpen: () => this.#join(),
       onText: (text) => this.#receive(text),
       onState: (state, info) => {
@@ -169,6 +193,11 @@ export class ChatClient {
     return this.#pending.size
   }
 
+  /** Messages sent and not yet acknowledged (v2), in the order typed. */
+  get pendingMessages(): PendingMessage[] {
+    return [...this.#pending].map(([clientMessageId, content]) => ({ clientMessageId, content }))
+  }
+
   connect(): this {
     this.#socket.start()
     return this
@@ -185,8 +214,18 @@ export class ChatClient {
     if (!this.#v2) return this.#socket.send(this.#messageFrame(content))
     const clientMessageId = `${Date.now().toString(36)}-${(++this.#counter).toString(36)}-${Math.random().toString(36).slice(2, 8)}`
     this.#pending.set(clientMessageId, content)
-    if (this.#joined) this.#socket.send(this.#messageFrame(content, clientMessageId))
+    if (this.#joined && !this.#held) this.#socket.send(this.#messageFrame(content, clientMessageId))
+    this.#pendingChanged()
     return clientMessageId
+  }
+
+  /** v2: sends the held messages now instead of after the backoff (a "Retry" button); false when nothing is held or the socket is down. */
+  retryNow(): boolean {
+    if (!this.#held || !this.#joined || this.#headSent !== undefined) return false
+    clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
+    this.#sendHead()
+    return true
   }
 
   /** v2: tells the other side this participant is typing (`start`) or stopped (`stop`). */
@@ -221,19 +260,52 @@ export class ChatClient {
     this.#socket.close()
   }
 
-  /** A message the server could not take is sent again later, with its id; a reconnect re-sends everything anyway. */
-  #retryLater(clientMessageId: string): void {
-    this.#refused.add(clientMessageId)
+  /**
+   * The server could not take a pending message for now: hold every pending
+   * one back and send the first again after a backoff, on the same socket (a
+   * reconnect re-sends anyway).
+   */
+  #refused(clientMessageId: string): void {
+    const wasHeld = this.#held
+    this.#held = true
+    if (wasHeld && clientMessageId !== this.#headSent) return
+    // Refused before the hold, or the head refused again: it waits for the timer.
+    this.#headSent = undefined
+    if (!wasHeld) this.#pendingChanged()
     if (this.#retryTimer !== undefined) return
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined
-      if (!this.#joined) return
-      for (const id of this.#refused) {
-        const content = this.#pending.get(id)
-        if (content !== undefined) this.#socket.send(this.#messageFrame(content, id))
-      }
-      this.#refused.clear()
+      if (this.#joined && this.#headSent === undefined) this.#sendHead()
     }, backoffDelay(this.#retryAttempt++, this.#backoff))
+  }
+
+  /** While held: the first pending message goes, alone. */
+  #sendHead(): void {
+    const head = this.#pending.entries().next()
+    if (head.done) return
+    const [clientMessageId, content] = head.value
+    this.#headSent = clientMessageId
+    this.#socket.send(this.#messageFrame(content, clientMessageId))
+  }
+
+  /** A pending message is stored (Ack or echo) or cannot be (a final error): the next one may go. */
+  #settled(clientMessageId: string): void {
+    if (!this.#pending.delete(clientMessageId)) return
+    if (this.#held) {
+      if (this.#pending.size === 0) {
+        this.#held = false
+        this.#headSent = undefined
+        clearTimeout(this.#retryTimer)
+        this.#retryTimer = undefined
+      } else if (this.#headSent === clientMessageId) {
+        this.#sendHead()
+      }
+    }
+    this.#pendingChanged()
+  }
+
+  #pendingChanged(): void {
+    this.#handlers.pending?.(this.pendingMessages, this.#held)
   }
 
   #messageFrame(content: string, clientMessageId?: string): string {
@@ -268,7 +340,13 @@ export class ChatClient {
   #joinedNow(): void {
     if (this.#joined) return
     this.#joined = true
-    this.#refused.clear()
+    if (this.#held) {
+      // Still in order: the first one alone, the rest after its Ack (the retry timer is moot now).
+      clearTimeout(this.#retryTimer)
+      this.#retryTimer = undefined
+      this.#sendHead()
+      return
+    }
     for (const [clientMessageId, content] of this.#pending) this.#socket.send(this.#messageFrame(content, clientMessageId))
   }
 
@@ -308,8 +386,9 @@ export class ChatClient {
       }
       case 'ChatMessage':
         this.#seen(a.seq)
-        if (a.clientMessageId !== undefined) this.#pending.delete(a.clientMessageId)
         this.#handlers.message?.(a)
+        // After the message is shown: its "sending…" bubble goes only once the stored one is there.
+        if (a.clientMessageId !== undefined && a.from === this.identity.from) this.#settled(a.clientMessageId)
         break
       case 'ChatHistoryPage':
         this.#handlers.page?.(a.messages, a.hasMore)
@@ -318,9 +397,9 @@ export class ChatClient {
         // Not #seen: an Ack can overtake the echo of an earlier message from the
         // other side (it comes straight back, the echo through pub/sub), and a
         // resume after it would skip that message. The echo of this one moves lastSeq.
-        this.#pending.delete(a.clientMessageId)
         this.#retryAttempt = 0
         this.#handlers.acked?.(a)
+        this.#settled(a.clientMessageId)
         break
       case 'Typing':
         this.#handlers.typing?.({ from: a.from, state: a.state })
@@ -348,9 +427,9 @@ export class ChatClient {
           this.#join()
           break
         }
-        if (a.clientMessageId !== undefined && FINAL_SEND_ERRORS.has(a.code)) this.#pending.delete(a.clientMessageId)
-        if (a.clientMessageId !== undefined && RETRY_SEND_ERRORS.has(a.code) && this.#pending.has(a.clientMessageId)) this.#retryLater(a.clientMessageId)
         this.#handlers.error?.(a)
+        if (a.clientMessageId !== undefined && FINAL_SEND_ERRORS.has(a.code)) this.#settled(a.clientMessageId)
+        if (a.clientMessageId !== undefined && RETRY_SEND_ERRORS.has(a.code) && this.#pending.has(a.clientMessageId)) this.#refused(a.clientMessageId)
         break
     }
   }

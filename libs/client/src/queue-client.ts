@@ -41,6 +41,8 @@ export interface QueueClientOptions {
   token?: string
   /** `v2` (default) offers the switchboard.v2 subprotocol; `v1` speaks seed 004 exactly. */
   protocol?: 'v1' | 'v2'
+  /** The Subscriber's HEARTBEAT_INTERVAL_MS: silence for 3 of them is a dead connection (see ReconnectingSocketOptions). @default 1000 */
+  heartbeatIntervalMs?: number
 }
 
 /**
@@ -64,6 +66,7 @@ export class QueueClient {
       pong: PONGS.Support,
       ...(opts.createSocket ? { createSocket: opts.createSocket } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      ...(opts.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),
       onOpen: () => {
         // A fresh Load re-sends the whole queue: start from nothing.
         this.#visitors.clear()

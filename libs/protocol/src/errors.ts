@@ -2,7 +2,8 @@
  * Every error either socket can report, in one table.
  *
  * `code` is what clients switch on (it never changes once published);
- * `message` is for humans; `closeCode` is set when the error ends the socket
+ * `message` is for developers (logs, API clients; {@link UserMessages} has
+ * what pages show people); `closeCode` is set when the error ends the socket
  * (RFC 6455: 1000-1015 are standard, 4000-4999 are ours). An error without a
  * `closeCode` is sent as an `Error` frame and the socket stays open.
  */
@@ -104,6 +105,56 @@ export const Errors = {
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof Errors
+
+/**
+ * What a page shows a visitor or an agent for each code: short, plain words,
+ * no setting names or protocol terms (the table's `message` is for
+ * developers and logs). Kept beside the table so a new code cannot be added
+ * without one (the type requires every code).
+ */
+export const UserMessages = {
+  INVALID_JSON: 'Something went wrong. Please reload the page.',
+  INVALID_FRAME: 'Something went wrong. Please reload the page.',
+  UNKNOWN_TYPE: 'Something went wrong. Please reload the page.',
+  BINARY_NOT_SUPPORTED: 'Something went wrong. Please reload the page.',
+  NOT_JOINED: 'Still connecting… please wait a moment.',
+  ALREADY_JOINED: 'This chat is already open.',
+  IDENTITY_MISMATCH: 'This chat belongs to someone else.',
+  NO_AGENT_YET: 'No agent has joined yet. Your message will be sent when one does.',
+  ALREADY_CLAIMED: 'Another agent is already helping this visitor.',
+  VISITOR_NOT_FOUND: 'This visitor is no longer waiting.',
+  NOT_IN_QUEUE: 'This visitor is not waiting yet.',
+  STORE_UNAVAILABLE: 'Reconnecting… your message will be sent.',
+  CHAT_ENDED: 'This chat has ended.',
+  AGENT_AT_CAPACITY: 'You have as many chats open as you can take. Finish or transfer one first.',
+  AGENT_AWAY: 'You are set to away. Set yourself online to take visitors.',
+  AGENT_UNAVAILABLE: 'That agent cannot take the chat right now.',
+  NOT_ASSIGNED: 'This chat is not yours any more.',
+  CHAT_TRANSFERRED: 'This chat was handed to another agent.',
+  INVALID_SEQ: 'Something went wrong. Please reload the page.',
+  UNAUTHORIZED: 'Please sign in again.',
+  MESSAGE_TOO_LONG: 'This message is too long. Please shorten it.',
+  RATE_LIMITED: 'You are sending messages very fast. Your message will be sent in a moment.',
+  FLOODING: 'Too many messages at once. Reconnecting…',
+  TOKEN_MISSING: 'Please sign in.',
+  TOKEN_INVALID: 'Your sign-in is not valid. Please sign in again.',
+  TOKEN_EXPIRED: 'Your sign-in has expired. Please sign in again.',
+  ORIGIN_NOT_ALLOWED: 'This page is not allowed to connect to the support service.',
+  TOO_MANY_CONNECTIONS: 'This chat is open in too many tabs. Close some and try again.',
+  INTERNAL_ERROR: 'Something went wrong on our side. Trying again…',
+  INVALID_CHAT_ID: 'This chat link is not valid.',
+  CHAT_EXPIRED: 'This chat has expired.',
+  FRAME_TOO_LARGE: 'This message is too long. Please shorten it.',
+  IDLE_TIMEOUT: 'Reconnecting…',
+  SHUTTING_DOWN: 'Reconnecting…',
+  SLOW_CONSUMER: 'Reconnecting…',
+  INVALID_USERNAME: 'Please enter a name of up to 64 characters.',
+} as const satisfies Record<ErrorCode, string>
+
+/** What to show a person for `code` (a code this client does not know, e.g. from a newer server, gets a general text). */
+export function userMessage(code: string): string {
+  return Object.hasOwn(UserMessages, code) ? UserMessages[code as ErrorCode] : 'Something went wrong. Please try again.'
+}
 
 /**
  * An error meant for the client: its code is in {@link Errors}. Domain code

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CloseCodes, Errors, ProtocolError, isProtocolError, type ErrorCode, type ErrorSpec } from '@switchboard/protocol'
+import { CloseCodes, Errors, ProtocolError, UserMessages, isProtocolError, userMessage, type ErrorCode, type ErrorSpec } from '@switchboard/protocol'
 
 const entries = Object.entries(Errors) as [ErrorCode, ErrorSpec][]
 
@@ -128,4 +128,17 @@ t.test('ProtocolError', async (t) => {
   for (const other of [new Error('NOT_JOINED'), { code: 'NOT_JOINED', message: 'x' }, 'NOT_JOINED', null, undefined]) {
     t.notOk(isProtocolError(other), `${String(other)} is not a ProtocolError`)
   }
+})
+
+t.test('every code has a short text for people, in plain words, apart from the developer message', async (t) => {
+  for (const [code, spec] of entries) {
+    const text = UserMessages[code]
+    t.type(text, 'string', `${code} has a user-facing text`)
+    t.ok(text.length > 0 && text.length <= 90, `${code}: short (${text.length} characters)`)
+    t.notMatch(text, /[A-Z]{2,}_[A-Z_]+|clientMessageId|\bv2\b|Redis|frame|seq\b/i, `${code}: no setting names or protocol words`)
+    t.not(text, spec.message, `${code}: not the developer message`)
+  }
+  t.same(Object.keys(UserMessages).sort(), entries.map(([code]) => code).sort(), 'no text for a code that is not in the table')
+  t.equal(userMessage('STORE_UNAVAILABLE'), 'Reconnecting… your message will be sent.')
+  t.match(userMessage('SOME_FUTURE_CODE'), /went wrong/, 'an unknown code gets a general text')
 })

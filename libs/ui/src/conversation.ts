@@ -1,5 +1,5 @@
 import type { Party } from '@switchboard/protocol'
-import type { ReceivedMessage } from '@switchboard/client'
+import type { PendingMessage, ReceivedMessage } from '@switchboard/client'
 import { field, h, messageItem } from './dom.js'
 
 // Each status differs in shape or words, not only in colour: one tick, two ticks, two ticks and "Read".
@@ -16,6 +16,8 @@ export class ConversationView {
   readonly typingLine: HTMLElement
   readonly #shown = new Set<string>()
   readonly #mine = new Map<number, HTMLElement>()
+  /** One's own messages not stored yet, by clientMessageId: kept at the end of the list, in the order typed. */
+  readonly #pending = new Map<string, HTMLLIElement>()
   #delivered = 0
   #read = 0
   /** Highest seq of the other side's messages on screen: what a Read should cover. */
@@ -32,7 +34,7 @@ export class ConversationView {
 
   /** Replaces everything shown (a full history). */
   reset(messages: readonly ReceivedMessage[]): void {
-    this.list.replaceChildren()
+    this.list.replaceChildren(...this.#pending.values())
     this.#shown.clear()
     this.#mine.clear()
     this.lastTheirSeq = 0
@@ -55,7 +57,42 @@ export class ConversationView {
       this.#paint(m.seq, ticks)
     }
     if (!mine && m.seq !== undefined && m.seq > this.lastTheirSeq) this.lastTheirSeq = m.seq
-    this.list.append(item)
+    // Stored messages go before the ones still being sent.
+    this.list.insertBefore(item, this.#pending.values().next().value ?? null)
+    this.list.scrollTop = this.list.scrollHeight
+  }
+
+  /**
+   * One's own messages not stored yet (ChatClient's `pending`), shown after
+   * the stored ones as "Sending…" — or, while the server cannot take them
+   * (`held`), as "Not sent yet" with a Retry button — until the stored
+   * message replaces them. Nothing typed disappears unseen.
+   */
+  pending(messages: readonly PendingMessage[], held: boolean, retry: () => void): void {
+    const keep = new Set(messages.map((m) => m.clientMessageId))
+    for (const [id, item] of this.#pending) {
+      if (!keep.has(id)) {
+        item.remove()
+        this.#pending.delete(id)
+      }
+    }
+    for (const m of messages) {
+      let item = this.#pending.get(m.clientMessageId)
+      if (item === undefined) {
+        item = messageItem('You', new Date().toISOString(), m.content, true)
+        item.classList.add('msg--pending')
+        item.dataset.clientMessageId = m.clientMessageId
+        item.querySelector('.msg__meta')?.append(' ', h('span', { class: 'pending-state' }))
+        this.#pending.set(m.clientMessageId, item)
+        this.list.append(item)
+      }
+      const state = item.querySelector('.pending-state')!
+      if (held) {
+        state.replaceChildren('· Not sent yet ', h('button', { class: 'link', text: 'Retry', attrs: { type: 'button', 'aria-label': 'Retry sending' }, on: { click: retry } }))
+      } else {
+        state.replaceChildren('· Sending…')
+      }
+    }
     this.list.scrollTop = this.list.scrollHeight
   }
 
@@ -119,7 +156,8 @@ export interface Composer {
 /**
  * The "Message" field and "Send" button (Enter sends), telling the other side
  * while one types. `onSend` returns whether the text went out; the field is
- * cleared only then. The message shows when the server echoes it, once stored.
+ * cleared only then. Over v2 the message shows at once as pending (see
+ * ConversationView.pending), then as stored when the server echoes it.
  */
 export function composer(placeholder: string, client: () => { send(text: string): unknown; typing(state: 'start' | 'stop'): unknown } | undefined): Composer {
   const message = field('Message', { placeholder, maxlength: '4000' })

@@ -1,5 +1,5 @@
 import { ChatClient, registerVisitor, SwitchboardError, type ConnectionState } from '@switchboard/client'
-import type { Visitor } from '@switchboard/protocol'
+import { userMessage, type Visitor } from '@switchboard/protocol'
 import { ConversationView, composer, field, h, setting, stored } from '@switchboard/ui'
 
 /** What survives a page refresh (sessionStorage): enough to re-join and get the history back. */
@@ -87,7 +87,12 @@ function startView(error?: string): void {
             stored.set(SESSION_KEY, session)
             connect(session)
           } catch (err) {
-            startView(err instanceof SwitchboardError ? err.message : 'Could not reach the support service. Please try again.')
+            // A bad name is the visitor's to fix; anything else (busy, Redis down) is ours: try again.
+            startView(
+              err instanceof SwitchboardError && err.code === 'INVALID_USERNAME'
+                ? userMessage(err.code)
+                : 'Could not start the chat right now. Please try again in a moment.',
+            )
           }
         },
       },
@@ -161,12 +166,21 @@ function connect(session: VisitorSession): void {
       h('button', { text: 'Start a new chat', attrs: { type: 'button' }, on: { click: () => startOver() } }),
     )
   }
+  // The banner over the conversation: the connection is down, or the server could not take something;
+  // in plain words (UserMessages), and gone once things work again (open, a message stored, nothing held).
+  let wasHeld = false
+  const recovered = () => {
+    connection.hidden = true
+    delete connection.dataset.kind
+  }
   const onState = (state: ConnectionState, info: { delayMs?: number }) => {
     if (state === 'reconnecting') {
       connection.hidden = false
-      connection.textContent = `Connection lost — reconnecting${info.delayMs !== undefined ? ` in ${Math.ceil(info.delayMs / 1000)} s` : ''}…`
+      connection.dataset.kind = 'connection'
+      const unsent = (client?.pendingCount ?? 0) > 0 ? ' Your message will be sent.' : ''
+      connection.textContent = `Connection lost — reconnecting${info.delayMs !== undefined ? ` in ${Math.ceil(info.delayMs / 1000)} s` : ''}…${unsent}`
     } else if (state === 'open') {
-      connection.hidden = true
+      recovered()
     }
   }
 
@@ -230,9 +244,19 @@ function connect(session: VisitorSession): void {
         notice.hidden = false
       },
       expired: () => expiredView(),
+      acked: () => {
+        if (connection.dataset.kind === 'error') recovered()
+      },
+      pending: (list, held) => {
+        conversation.pending(list, held, () => client?.retryNow())
+        // The held messages went through: the outage is over (an error about one message, e.g. too long, stays).
+        if (wasHeld && !held && connection.dataset.kind === 'error') recovered()
+        wasHeld = held
+      },
       error: (error) => {
         connection.hidden = false
-        connection.textContent = error.message
+        connection.dataset.kind = 'error'
+        connection.textContent = userMessage(error.code)
       },
     },
   }).connect()

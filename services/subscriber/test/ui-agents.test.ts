@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Browser, Locator, Page } from 'playwright-core'
-import { Errors } from '@switchboard/protocol'
+import { UserMessages } from '@switchboard/protocol'
 import { launchChromium, startStack, type RunningApp, type Stack } from '@switchboard/testing'
 
 /*
@@ -282,7 +282,7 @@ t.test('an agent with every seat taken cannot claim another visitor', async (t) 
   await seats(vika, 'Seats: 2 of 2 in use').waitFor()
 
   await vika.getByRole('button', { name: 'Claim Zaza' }).click()
-  await vika.getByText(Errors.AGENT_AT_CAPACITY.message).first().waitFor()
+  await vika.getByText(UserMessages.AGENT_AT_CAPACITY).first().waitFor()
   await vika.getByRole('tab', { name: 'Zaza', exact: true }).waitFor({ state: 'detached' })
   t.same(await vika.getByRole('tab').allTextContents(), ['Nika', 'Dodo'], 'no tab was opened for Zaza')
   t.equal(await chatPanel(vika, 'Zaza').count(), 0, 'no chat panel for Zaza')

@@ -1,5 +1,5 @@
 import { ChatClient, QueueClient, type ConnectionState, type WaitingVisitor } from '@switchboard/client'
-import type { AgentPresence, MyChat, Visitor } from '@switchboard/protocol'
+import { userMessage, type AgentPresence, type MyChat, type Visitor } from '@switchboard/protocol'
 import { ConversationView, composer, duration, field, h, setting, stored } from '@switchboard/ui'
 
 /** A chat this agent holds; what survives a refresh is `visitor`, `supportId`, `expired`. */
@@ -206,7 +206,7 @@ function consoleView(name: string): void {
         if (held) say(transferredText(held.visitor.username, u.toAgentId))
         dropChat(u.chatId)
       },
-      error: (error) => say(error.message),
+      error: (error) => say(userMessage(error.code)),
     },
   }).connect()
   setInterval(tickWaitingTimes, 1000)
@@ -393,6 +393,12 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
     persist()
     renderTabs()
   }
+  let wasHeld = false
+  const clearError = () => {
+    if (banner.dataset.kind !== 'error') return
+    banner.hidden = true
+    delete banner.dataset.kind
+  }
   persist()
   renderTabs()
   if (expired) return markExpired()
@@ -451,14 +457,26 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
         }
         // Taking this visitor would go past this agent's seats, or the agent is away.
         if ((error.code === 'AGENT_AT_CAPACITY' || error.code === 'AGENT_AWAY') && held.supportId === undefined) {
-          say(error.message)
+          say(userMessage(error.code))
           dropChat(visitor.chatId)
           return
         }
-        banner.textContent = error.message
+        banner.textContent = userMessage(error.code)
+        banner.dataset.kind = 'error'
         banner.hidden = false
       },
-      state: (state) => showConnection(`Chat with ${visitor.username}`, state),
+      // An error shown over the chat goes once things work again: a message stored, nothing held, a new connection.
+      acked: () => clearError(),
+      pending: (list, isHeld) => {
+        conversation.pending(list, isHeld, () => held.client?.retryNow())
+        // The held messages went through: the outage is over (an error about one message, e.g. too long, stays).
+        if (wasHeld && !isHeld) clearError()
+        wasHeld = isHeld
+      },
+      state: (state) => {
+        if (state === 'open') clearError()
+        showConnection(`Chat with ${visitor.username}`, state)
+      },
     },
   }).connect()
 }
