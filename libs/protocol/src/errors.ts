@@ -146,6 +146,7 @@ export const UserMessages = {
   CHAT_EXPIRED: 'This chat has expired.',
   FRAME_TOO_LARGE: 'This message is too long. Please shorten it.',
   IDLE_TIMEOUT: 'Reconnecting…',
+  JOIN_TIMEOUT: 'Reconnecting…',
   SHUTTING_DOWN: 'Reconnecting…',
   SLOW_CONSUMER: 'Reconnecting…',
   INVALID_USERNAME: 'Please enter a name of up to 64 characters.',
