@@ -11,6 +11,9 @@ import { redisNow, startStack, type Received, type RunningApp, type Stack, type 
  * item 4: in a surge it cost N² frames); a frame carries the current count.
  */
 
+// Positions are re-read every QUEUE_POSITION_INTERVAL_MS; a short one keeps this file quick (the surge test keeps the default).
+const FAST = { QUEUE_POSITION_INTERVAL_MS: '100' }
+
 interface Visitor {
   userId: string
   username: string
@@ -155,7 +158,7 @@ async function getStatus(on: RunningApp): Promise<any> {
 }
 
 t.test('a v2 visitor gets UserJoined, then QueuePosition: first in line, no estimate before any claim', async (t) => {
-  const stack = await startStack(t)
+  const stack = await startStack(t, { env: FAST })
   const ana = await enterQueue(stack, 'Ana')
   t.equal(ana.socket.ws.protocol, 'switchboard.v2', 'the server selected v2')
   t.match(ana.socket.received[0]!.json, { type: 'UserJoined', args: { username: 'Ana', userId: ana.userId, chatId: ana.chatId } })
@@ -170,7 +173,7 @@ t.test('a v2 visitor gets UserJoined, then QueuePosition: first in line, no esti
 })
 
 t.test('claims anywhere move everyone behind up, on both ChatServer instances; a visitor joining behind changes only waiting', async (t) => {
-  const stack = await startStack(t, { chatServers: 2 })
+  const stack = await startStack(t, { env: FAST, chatServers: 2 })
   const [cs0, cs1] = stack.chatServers as [RunningApp, RunningApp]
 
   const ana = await enterQueue(stack, 'Ana', cs0)
@@ -222,7 +225,7 @@ t.test('claims anywhere move everyone behind up, on both ChatServer instances; a
 })
 
 t.test('a visitor ahead who leaves (EndChat) moves everyone behind up; leaving is not a claim', async (t) => {
-  const stack = await startStack(t)
+  const stack = await startStack(t, { env: FAST })
   const ana = await enterQueue(stack, 'Ana')
   await expectPosition(t, ana.socket, ana.chatId, 1, 1, null, 'Ana')
   const bea = await enterQueue(stack, 'Bea')
@@ -246,7 +249,7 @@ t.test('a visitor ahead who leaves (EndChat) moves everyone behind up; leaving i
 })
 
 t.test('a visitor ahead who closes the tab and is not back within CHAT_TTL_SECONDS leaves; those behind move up', async (t) => {
-  const stack = await startStack(t, { env: { CHAT_TTL_SECONDS: '1' }, sweepIntervalMs: 50 })
+  const stack = await startStack(t, { env: { ...FAST, CHAT_TTL_SECONDS: '1' }, sweepIntervalMs: 50 })
   const ana = await enterQueue(stack, 'Ana')
   await expectPosition(t, ana.socket, ana.chatId, 1, 1, null, 'Ana')
   const bea = await enterQueue(stack, 'Bea')
@@ -261,7 +264,7 @@ t.test('a visitor ahead who closes the tab and is not back within CHAT_TTL_SECON
 })
 
 t.test('no QueuePosition when nothing changed for that visitor', async (t) => {
-  const stack = await startStack(t, { chatServers: 2 })
+  const stack = await startStack(t, { env: FAST, chatServers: 2 })
   const [cs0, cs1] = stack.chatServers as [RunningApp, RunningApp]
   const ana = await enterQueue(stack, 'Ana', cs0)
   await expectPosition(t, ana.socket, ana.chatId, 1, 1, null, 'Ana')
@@ -310,7 +313,7 @@ t.test('no QueuePosition when nothing changed for that visitor', async (t) => {
 })
 
 t.test('a visitor who refreshes keeps their place; one who came later stays behind', async (t) => {
-  const stack = await startStack(t, { chatServers: 2 })
+  const stack = await startStack(t, { env: FAST, chatServers: 2 })
   const [cs0, cs1] = stack.chatServers as [RunningApp, RunningApp]
   const ana = await enterQueue(stack, 'Ana', cs0)
   await expectPosition(t, ana.socket, ana.chatId, 1, 1, null, 'Ana')
@@ -345,7 +348,7 @@ t.test('a visitor who refreshes keeps their place; one who came later stays behi
 })
 
 t.test('first in, first out across two ChatServer and two Subscriber instances', async (t) => {
-  const stack = await startStack(t, { chatServers: 2, subscribers: 2 })
+  const stack = await startStack(t, { env: FAST, chatServers: 2, subscribers: 2 })
   const visitors: QueuedVisitor[] = []
   for (const [i, name] of ['V1', 'V2', 'V3', 'V4', 'V5'].entries()) {
     const v = await enterQueue(stack, name, stack.chatServers[i % 2]!)
@@ -384,7 +387,7 @@ t.test('first in, first out across two ChatServer and two Subscriber instances',
 t.test('estimatedWaitSeconds = ceil(position × (now − oldest of the last k ≤ 20 claims in 30 minutes) / k)', async (t) => {
   // The claims are written into Redis as claims record them (chatId scored by
   // the Redis clock in ms), so the expected estimates do not depend on timing.
-  const stack = await startStack(t)
+  const stack = await startStack(t, { env: FAST })
   const redis = stack.chatServers[0]!.app.redis.commands
   const fake = (i: number) => `${'f'.repeat(28)}${String(i).padStart(4, '0')}`
   const minutes = 60_000
@@ -432,7 +435,7 @@ t.test('estimatedWaitSeconds = ceil(position × (now − oldest of the last k �
 })
 
 t.test('a seed-004 visitor never gets QueuePosition: byte-for-byte seed frames', async (t) => {
-  const stack = await startStack(t)
+  const stack = await startStack(t, { env: FAST })
   const url = (v: Visitor) => `${stack.chatServers[0]!.ws}/chat/${v.chatId}`
   const ana = await enterQueue(stack, 'Ana')
   await expectPosition(t, ana.socket, ana.chatId, 1, 1, null, 'Ana (v2) first')
@@ -470,7 +473,7 @@ t.test('a seed-004 visitor never gets QueuePosition: byte-for-byte seed frames',
 })
 
 t.test('after an agent joins, no more QueuePosition for that visitor, on any socket', async (t) => {
-  const stack = await startStack(t)
+  const stack = await startStack(t, { env: FAST })
   const url = (v: Visitor) => `${stack.chatServers[0]!.ws}/chat/${v.chatId}`
   const ana = await enterQueue(stack, 'Ana')
   await expectPosition(t, ana.socket, ana.chatId, 1, 1, null, 'Ana')
@@ -505,7 +508,7 @@ t.test('after an agent joins, no more QueuePosition for that visitor, on any soc
 })
 
 t.test('a chat handed back to the queue: the visitor gets UserJoined, then QueuePosition at the head', async (t) => {
-  const stack = await startStack(t, { env: { AGENT_AUTH: 'on' } })
+  const stack = await startStack(t, { env: { ...FAST, AGENT_AUTH: 'on' } })
   const token = await stack.agentToken('Vika')
   const ana = await enterQueue(stack, 'Ana')
   await expectPosition(t, ana.socket, ana.chatId, 1, 1, null, 'Ana')
