@@ -7,28 +7,10 @@ import type {} from '@fastify/websocket'
 import { WebSocket, WebSocketServer } from 'ws'
 import { ChatClient, QueueClient, backoffDelay, registerVisitor, SwitchboardError, type SocketFactory } from '@switchboard/client'
 import type { ChatMessage, SupportJoined, Visitor } from '@switchboard/protocol'
-import { startRedis, startStack } from '@switchboard/testing'
+import { channel, startRedis, startStack } from '@switchboard/testing'
 
 const createSocket: SocketFactory = (url) => new WebSocket(url) as unknown as ReturnType<SocketFactory>
 const fast = { initialMs: 20, maxMs: 200 }
-
-/** A queue of values pushed by callbacks, awaited one at a time. */
-function channel<T>() {
-  const items: T[] = []
-  const waiters: ((v: T) => void)[] = []
-  return {
-    push(v: T) {
-      const w = waiters.shift()
-      if (w) w(v)
-      else items.push(v)
-    },
-    next(): Promise<T> {
-      const v = items.shift()
-      if (v !== undefined) return Promise.resolve(v)
-      return new Promise((resolve) => waiters.push(resolve))
-    },
-  }
-}
 
 t.test('backoff grows, is capped, and is jittered', async (t) => {
   t.equal(backoffDelay(0, { initialMs: 100, jitter: 0 }), 100)

@@ -2,7 +2,7 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import { ChatClient, registerVisitor, type SocketFactory } from '@switchboard/client'
 import { keys } from '@switchboard/domain'
-import { connectedRedis, startStack } from '@switchboard/testing'
+import { channel, connectedRedis, startStack } from '@switchboard/testing'
 
 /*
  * A resume the server refuses: the client saw seqs the chat no longer has
@@ -14,35 +14,6 @@ import { connectedRedis, startStack } from '@switchboard/testing'
 
 const createV2: SocketFactory = (url, protocols) => new WebSocket(url, protocols) as unknown as ReturnType<SocketFactory>
 const fast = { initialMs: 20, maxMs: 200 }
-
-/** A queue of values pushed by callbacks, awaited one at a time. */
-function channel<T>() {
-  const items: T[] = []
-  const waiters: ((v: T) => void)[] = []
-  return {
-    push(v: T) {
-      const w = waiters.shift()
-      if (w) w(v)
-      else items.push(v)
-    },
-    /** The next value; rejects after `timeoutMs` without one. */
-    next(timeoutMs = 5000): Promise<T> {
-      const v = items.shift()
-      if (v !== undefined) return Promise.resolve(v)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.splice(waiters.indexOf(waiter), 1)
-          reject(new Error(`nothing came in ${timeoutMs} ms`))
-        }, timeoutMs)
-        const waiter = (value: T) => {
-          clearTimeout(timer)
-          resolve(value)
-        }
-        waiters.push(waiter)
-      })
-    },
-  }
-}
 
 t.test('v2: a resume refused with INVALID_SEQ (the store lost the last messages) joins again without lastSeq, and the chat goes on', async (t) => {
   const stack = await startStack(t)

@@ -4,27 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WebSocket } from 'ws'
 import { ChatClient, registerVisitor, type PendingMessage, type SocketFactory } from '@switchboard/client'
-import { redisReady, startRedis, startStack } from '@switchboard/testing'
+import { channel, redisReady, startRedis, startStack } from '@switchboard/testing'
 
 const createSocket: SocketFactory = (url, protocols) => new WebSocket(url, protocols) as unknown as ReturnType<SocketFactory>
-
-/** A queue of values pushed by callbacks, awaited one at a time. */
-function channel<T>() {
-  const items: T[] = []
-  const waiters: ((v: T) => void)[] = []
-  return {
-    push(v: T) {
-      const w = waiters.shift()
-      if (w) w(v)
-      else items.push(v)
-    },
-    next(): Promise<T> {
-      const v = items.shift()
-      if (v !== undefined) return Promise.resolve(v)
-      return new Promise((resolve) => waiters.push(resolve))
-    },
-  }
-}
 
 t.test('Redis down then back: a message typed after the refused one is stored after it, in the order typed', async (t) => {
   const file = t
