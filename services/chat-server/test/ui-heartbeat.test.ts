@@ -1,6 +1,5 @@
 import t from 'tap'
-import type { Page } from 'playwright-core'
-import { TestSocket, launchChromium, spawnService, startRedis } from '@switchboard/testing'
+import { conversation, launchChromium, visitorChatting, spawnService, startRedis } from '@switchboard/testing'
 
 /*
  * The pages when the server under them freezes (SIGSTOP: no close, no ping,
@@ -13,26 +12,6 @@ import { TestSocket, launchChromium, spawnService, startRedis } from '@switchboa
 /** The pages' client takes a connection for dead after 3 silent heartbeat intervals of the default 1 s. */
 const NOTICED_WITHIN_MS = 3 * 1000 + 2500
 
-/** Texts of the messages in a conversation list, in order (pending ones included). */
-async function conversation(page: Page, label: string | RegExp): Promise<string[]> {
-  return page.getByRole('list', { name: label }).locator('.msg__body').allTextContents()
-}
-
-/** A visitor on the page, claimed by an agent speaking raw frames; returns the agent's socket and ids. */
-async function chatting(page: Page, chatServer: { http: string; ws: string }, t: { teardown(fn: () => unknown): void }) {
-  await page.goto(`${chatServer.http}/`)
-  await page.getByLabel('Name').fill('Zaza')
-  await page.getByRole('button', { name: 'Start chat' }).click()
-  await page.getByText('Waiting for an agent…').waitFor()
-  const ids = await page.evaluate(() => JSON.parse(sessionStorage.getItem('switchboard.visitor') ?? '{}').visitor)
-  const agent = await TestSocket.open(`${chatServer.ws}/chat/${ids.chatId}`, { pong: 'pong:support', protocols: ['switchboard.v2'] })
-  t.teardown(() => agent.close())
-  agent.send({ type: 'Join', args: { userId: ids.userId, username: 'Zaza', supportUserName: 'Vika', from: 'Support' } })
-  const { supportId } = (await agent.nextOfType('SupportJoinedUser')).json.args
-  await page.getByRole('heading', { name: 'Chatting with Vika' }).waitFor()
-  return { agent, ids: { ...ids, supportId } as { userId: string; chatId: string; supportId: string } }
-}
-
 t.test('a frozen ChatServer: the visitor page says it is reconnecting within 3 heartbeats, and what was typed is delivered after SIGCONT', async (t) => {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
@@ -42,7 +21,7 @@ t.test('a frozen ChatServer: the visitor page says it is reconnecting within 3 h
   const context = await browser.newContext()
   t.teardown(() => context.close())
   const page = await context.newPage()
-  const { agent } = await chatting(page, chat, t)
+  const { agent } = await visitorChatting(page, chat, t)
 
   chat.kill('SIGSTOP')
   await page.getByText(/Connection lost — reconnecting/).waitFor({ timeout: NOTICED_WITHIN_MS })

@@ -2,35 +2,14 @@ import t from 'tap'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Page } from 'playwright-core'
 import { UserMessages } from '@switchboard/protocol'
-import { TestSocket, launchChromium, redisReady, startRedis, startStack } from '@switchboard/testing'
+import { conversation, launchChromium, visitorChatting, redisReady, startRedis, startStack } from '@switchboard/testing'
 
 /*
  * The visitor page through a Redis outage, in Chromium: plain words, what
  * was typed stays visible as pending (with a retry) until it is stored, in
  * the order typed, and the banner goes once things work again.
  */
-
-/** Texts of the messages in a conversation list, in order (pending ones included). */
-async function conversation(page: Page, label: string | RegExp): Promise<string[]> {
-  return page.getByRole('list', { name: label }).locator('.msg__body').allTextContents()
-}
-
-/** A visitor on the page, claimed by an agent speaking raw frames; returns the agent's socket and ids. */
-async function chatting(page: Page, chatServer: { http: string; ws: string }, t: { teardown(fn: () => unknown): void }) {
-  await page.goto(`${chatServer.http}/`)
-  await page.getByLabel('Name').fill('Zaza')
-  await page.getByRole('button', { name: 'Start chat' }).click()
-  await page.getByText('Waiting for an agent…').waitFor()
-  const ids = await page.evaluate(() => JSON.parse(sessionStorage.getItem('switchboard.visitor') ?? '{}').visitor)
-  const agent = await TestSocket.open(`${chatServer.ws}/chat/${ids.chatId}`, { pong: 'pong:support', protocols: ['switchboard.v2'] })
-  t.teardown(() => agent.close())
-  agent.send({ type: 'Join', args: { userId: ids.userId, username: 'Zaza', supportUserName: 'Vika', from: 'Support' } })
-  const { supportId } = (await agent.nextOfType('SupportJoinedUser')).json.args
-  await page.getByRole('heading', { name: 'Chatting with Vika' }).waitFor()
-  return { agent, ids: { ...ids, supportId } as { userId: string; chatId: string; supportId: string } }
-}
 
 t.test('Redis down mid-chat: plain words, pending bubbles in the order typed with a retry, and the banner goes on recovery', async (t) => {
   const file = t
@@ -42,7 +21,7 @@ t.test('Redis down mid-chat: plain words, pending bubbles in the order typed wit
   const context = await browser.newContext()
   t.teardown(() => context.close())
   const page = await context.newPage()
-  const { agent } = await chatting(page, chat, t)
+  const { agent } = await visitorChatting(page, chat, t)
 
   await stack.redis.stop()
   await page.getByLabel('Message').fill('first, during the outage')
