@@ -1,3 +1,6 @@
+import { mkdir } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import type { Teardown } from './stack.js'
 import { TestSocket } from './ws-client.js'
@@ -46,4 +49,14 @@ export async function visitorChatting(page: Page, chatServer: { http: string; ws
   const { supportId } = (await agent.nextOfType('SupportJoinedUser')).json.args
   await page.getByRole('heading', { name: 'Chatting with Vika' }).waitFor()
   return { agent, ids: { ...ids, supportId: supportId as string } }
+}
+
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+
+/** A full-page screenshot for the README, only when asked for (SCREENSHOTS_DIR, relative to the repository root or absolute). */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  if (!process.env.SCREENSHOTS_DIR) return
+  const dir = resolve(root, process.env.SCREENSHOTS_DIR)
+  await mkdir(dir, { recursive: true })
+  await page.screenshot({ path: resolve(dir, name), fullPage: true })
 }

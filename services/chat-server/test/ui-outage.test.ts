@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { UserMessages } from '@switchboard/protocol'
-import { conversation, launchChromium, visitorChatting, redisReady, startRedis, startStack } from '@switchboard/testing'
+import { conversation, launchChromium, screenshot, visitorChatting, redisReady, startRedis, startStack } from '@switchboard/testing'
 
 /*
  * The visitor page through a Redis outage, in Chromium: plain words, what
@@ -39,6 +39,7 @@ t.test('Redis down mid-chat: plain words, pending bubbles in the order typed wit
   await page.getByLabel('Message').press('Enter')
   await page.locator('.msg--pending', { hasText: 'second, typed later' }).waitFor()
   t.same(await conversation(page, 'Conversation'), ['first, during the outage', 'second, typed later'], 'both shown, in the order typed')
+  await screenshot(page, 'visitor-outage.png')
 
   const again = await startRedis({ port: stack.redis.port, aof: true, dir })
   file.teardown(() => again.stop())

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { launchChromium, startStack } from '@switchboard/testing'
+import { launchChromium, screenshot, startStack } from '@switchboard/testing'
 
 /*
  * The visitor writes while waiting in the queue (issue 15, item 14), in
@@ -47,6 +47,7 @@ t.test('the visitor can write while waiting in the queue; the agent who claims r
   await visitor.getByLabel('Message').fill('It was fine yesterday')
   await visitor.getByRole('button', { name: 'Send' }).click()
   await visitor.getByRole('list', { name: 'Conversation' }).getByText('It was fine yesterday').waitFor()
+  await screenshot(visitor, 'visitor-waiting.png')
 
   const agent = await newPage()
   await agent.goto(`${stack.subscribers[0]!.http}/?chatServer=${encodeURIComponent(chat.http)}`)

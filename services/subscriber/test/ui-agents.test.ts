@@ -1,10 +1,7 @@
 import t, { type Test } from 'tap'
-import { mkdir } from 'node:fs/promises'
-import { resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Browser, Locator, Page } from 'playwright-core'
 import { UserMessages } from '@switchboard/protocol'
-import { launchChromium, startStack, type RunningApp, type Stack } from '@switchboard/testing'
+import { launchChromium, screenshot, startStack, type RunningApp, type Stack } from '@switchboard/testing'
 
 /*
  * The agent workflow (docs/agent-workflow.md) as people meet it, in headless
@@ -20,16 +17,6 @@ const ENV = {
   AGENT_OFFLINE_AFTER_SECONDS: '1',
   // A second Subscriber listens on a port the default allowlist does not know; its console must still reach ChatServer.
   ALLOWED_ORIGINS: '*',
-}
-
-// Screenshots only when asked for (SCREENSHOTS_DIR, relative to the repository root or absolute).
-const root = fileURLToPath(new URL('../../../', import.meta.url))
-const screenshotDir = process.env.SCREENSHOTS_DIR ? resolve(root, process.env.SCREENSHOTS_DIR) : undefined
-
-async function screenshot(page: Page, name: string): Promise<void> {
-  if (screenshotDir === undefined) return
-  await mkdir(screenshotDir, { recursive: true })
-  await page.screenshot({ path: resolve(screenshotDir, name), fullPage: true })
 }
 
 interface Browsing {
