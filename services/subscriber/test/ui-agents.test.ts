@@ -11,6 +11,9 @@ import { launchChromium, screenshot, startStack, type RunningApp, type Stack } f
  */
 
 // Two seats make the limit reachable with few visitors; a short grace period makes a closed console go offline quickly.
+// Several consoles in one browser, one after another: about 45 s on an idle 2-core machine, close to the suite's 60 s per file.
+t.setTimeout(180_000)
+
 const ENV = {
   AGENT_AUTH: 'on',
   MAX_CHATS_PER_AGENT: '2',
