@@ -1,6 +1,6 @@
 import { ChatClient, registerVisitor, SwitchboardError, type ConnectionState } from '@switchboard/client'
 import { userMessage, type Visitor } from '@switchboard/protocol'
-import { ConversationView, composer, field, h, setting, stored } from '@switchboard/ui'
+import { ConversationView, ErrorBanner, composer, field, h, setting, stored } from '@switchboard/ui'
 
 /** What survives a page refresh (sessionStorage): enough to re-join and get the history back. */
 interface VisitorSession {
@@ -168,11 +168,7 @@ function connect(session: VisitorSession): void {
   }
   // The banner over the conversation: the connection is down, or the server could not take something;
   // in plain words (UserMessages), and gone once things work again (open, a message stored, nothing held).
-  let wasHeld = false
-  const recovered = () => {
-    connection.hidden = true
-    delete connection.dataset.kind
-  }
+  const errors = new ErrorBanner(connection)
   const onState = (state: ConnectionState, info: { delayMs?: number }) => {
     if (state === 'reconnecting') {
       connection.hidden = false
@@ -180,7 +176,8 @@ function connect(session: VisitorSession): void {
       const unsent = (client?.pendingCount ?? 0) > 0 ? ' Your message will be sent.' : ''
       connection.textContent = `Connection lost — reconnecting${info.delayMs !== undefined ? ` in ${Math.ceil(info.delayMs / 1000)} s` : ''}…${unsent}`
     } else if (state === 'open') {
-      recovered()
+      connection.hidden = true
+      delete connection.dataset.kind
     }
   }
 
@@ -244,20 +241,12 @@ function connect(session: VisitorSession): void {
         notice.hidden = false
       },
       expired: () => expiredView(),
-      acked: () => {
-        if (connection.dataset.kind === 'error') recovered()
-      },
+      acked: () => errors.clear(),
       pending: (list, held) => {
         conversation.pending(list, held, () => client?.retryNow())
-        // The held messages went through: the outage is over (an error about one message, e.g. too long, stays).
-        if (wasHeld && !held && connection.dataset.kind === 'error') recovered()
-        wasHeld = held
+        errors.held(held)
       },
-      error: (error) => {
-        connection.hidden = false
-        connection.dataset.kind = 'error'
-        connection.textContent = userMessage(error.code)
-      },
+      error: (error) => errors.show(error.code),
     },
   }).connect()
 }

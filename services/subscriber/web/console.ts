@@ -1,6 +1,6 @@
 import { ChatClient, QueueClient, type ConnectionState, type WaitingVisitor } from '@switchboard/client'
 import { userMessage, type AgentPresence, type MyChat, type Visitor } from '@switchboard/protocol'
-import { ConversationView, composer, duration, field, h, setting, stored } from '@switchboard/ui'
+import { ConversationView, ErrorBanner, composer, duration, field, h, setting, stored } from '@switchboard/ui'
 
 /** A chat this agent holds; what survives a refresh is `visitor`, `supportId`, `expired`. */
 interface HeldChat {
@@ -393,12 +393,7 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
     persist()
     renderTabs()
   }
-  let wasHeld = false
-  const clearError = () => {
-    if (banner.dataset.kind !== 'error') return
-    banner.hidden = true
-    delete banner.dataset.kind
-  }
+  const errors = new ErrorBanner(banner)
   persist()
   renderTabs()
   if (expired) return markExpired()
@@ -461,20 +456,16 @@ function openChat(visitor: Visitor, supportId?: string, expired?: boolean): void
           dropChat(visitor.chatId)
           return
         }
-        banner.textContent = userMessage(error.code)
-        banner.dataset.kind = 'error'
-        banner.hidden = false
+        errors.show(error.code)
       },
       // An error shown over the chat goes once things work again: a message stored, nothing held, a new connection.
-      acked: () => clearError(),
+      acked: () => errors.clear(),
       pending: (list, isHeld) => {
         conversation.pending(list, isHeld, () => held.client?.retryNow())
-        // The held messages went through: the outage is over (an error about one message, e.g. too long, stays).
-        if (wasHeld && !isHeld) clearError()
-        wasHeld = isHeld
+        errors.held(isHeld)
       },
       state: (state) => {
-        if (state === 'open') clearError()
+        if (state === 'open') errors.clear()
         showConnection(`Chat with ${visitor.username}`, state)
       },
     },
