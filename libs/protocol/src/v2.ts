@@ -17,6 +17,8 @@ export const HISTORY_PAGE_SIZE = 50
  */
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER
 const Seq = Type.Integer({ minimum: 0, maximum: MAX_SEQ })
+/** A stored message's seq (they start at 1). */
+const StoredSeq = Type.Integer({ minimum: 1, maximum: MAX_SEQ })
 /** A client's own id for a message, to match the Ack and to retry safely. */
 export const ClientMessageId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$' })
 
@@ -41,7 +43,7 @@ export const ChatMessageArgsV2 = Type.Composite([
 export type ChatMessageArgsV2 = Static<typeof ChatMessageArgsV2>
 
 export const LoadMoreArgs = Type.Object({
-  beforeSeq: Type.Integer({ minimum: 1, maximum: MAX_SEQ }),
+  beforeSeq: StoredSeq,
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: HISTORY_PAGE_SIZE })),
 })
 export type LoadMoreArgs = Static<typeof LoadMoreArgs>
@@ -49,7 +51,7 @@ export type LoadMoreArgs = Static<typeof LoadMoreArgs>
 export const TypingArgs = Type.Object({ state: Type.Union([Type.Literal('start'), Type.Literal('stop')]) })
 export type TypingArgs = Static<typeof TypingArgs>
 
-export const ReceiptArgs = Type.Object({ seq: Type.Integer({ minimum: 1, maximum: MAX_SEQ }) })
+export const ReceiptArgs = Type.Object({ seq: StoredSeq })
 export type ReceiptArgs = Static<typeof ReceiptArgs>
 
 export const EndChatArgs = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) })

@@ -177,7 +177,7 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
     this.close()
   }
 
-  /** This socket holds one of the chat's seats: from the start of a Join until the Join fails or the socket closes. */
+  /** This socket holds one of the chat's seats: from the moment its Join passed every check until the Join fails or the socket closes. */
   #seated = false
   /** Closes the socket unless a Join has succeeded by then. */
   #joinTimer: ReturnType<typeof setTimeout> | undefined
@@ -204,6 +204,11 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
     } finally {
       this.#joining = false
     }
+  }
+
+  #clearJoinTimer(): void {
+    clearTimeout(this.#joinTimer)
+    this.#joinTimer = undefined
   }
 
   #joinTimedOut(): void {
@@ -436,8 +441,7 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
     if (this.#catchUpRetry !== undefined) clearTimeout(this.#catchUpRetry)
     this.#catchUpRetry = undefined
     this.#queued = undefined
-    if (this.#joinTimer !== undefined) clearTimeout(this.#joinTimer)
-    this.#joinTimer = undefined
+    this.#clearJoinTimer()
     this.#releaseSeat()
     this.#stopWaiting()
     if (this.#typingTimer !== undefined) void this.#stopTyping().catch(() => {})
@@ -525,8 +529,7 @@ export class ChatSession implements FrameHandlers<ChatFrame> {
       await unsubscribe?.()
       throw err
     }
-    if (this.#joinTimer !== undefined) clearTimeout(this.#joinTimer)
-    this.#joinTimer = undefined
+    this.#clearJoinTimer()
     this.#deadlinePassed = false
     this.app.metrics.socketRole(this.socket, this.#role === 'support' ? 'agent' : 'visitor')
     const held = this.#held ?? []
