@@ -1,10 +1,10 @@
 // The data directory of `npm start`: what has to outlive one run (the agent
 // token secret, the private Redis's append-only file). Only the scripts use
 // it; the services take everything from their environment.
-import { randomBytes } from 'node:crypto'
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { randomSecret } from '@switchboard/server-kit'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -45,7 +45,7 @@ export function readAgentSecret(dir) {
 export function keptAgentSecret(dir) {
   const existing = readAgentSecret(dir)
   if (existing !== undefined) return { secret: existing, created: false }
-  const secret = randomBytes(32).toString('base64url')
+  const secret = randomSecret()
   try {
     // wx: of two runs racing on a new directory, the second keeps the first one's secret.
     writeFileSync(agentSecretFile(dir), `${secret}\n`, { mode: 0o600, flag: 'wx' })
