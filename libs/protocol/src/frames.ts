@@ -1,64 +1,21 @@
-import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox'
+import type { Static, TSchema } from '@sinclair/typebox'
+import { Frames, frameEncoder, argsEncoder, v1View, type ChatServerFrame, type QueueServerFrame } from './registry/index.js'
 
 /**
- * The frames of both sockets, as in seed 004's README. Client frames are
+ * The seed-004 frames of both sockets, as thin wrappers over the registry
+ * (libs/protocol/src/registry): the field lists live there. Client frames are
  * `{"type", "args"}` JSON text frames; unknown extra fields are ignored so
  * that later protocol versions can add fields without breaking old servers.
  */
 
-/** Ids the server issues: 32 lowercase hex characters (a v4 UUID without dashes). */
-export const ID_PATTERN = '^[0-9a-f]{32}$'
-const idPattern = new RegExp(ID_PATTERN)
-
-export function isId(value: string): boolean {
-  return idPattern.test(value)
-}
-
-/** Longest visitor or agent name, in characters (code points). */
-export const MAX_NAME_LENGTH = 64
-
-// Control characters (C0, DEL, C1) would corrupt logs and the pages.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
-
-/**
- * A visitor's or agent's name: 1 to 64 characters counted as code points (an
- * emoji is one), not blank, no control characters. The one rule for names,
- * wherever they come in.
- */
-export function isDisplayName(name: string): boolean {
-  if (name.trim().length === 0 || CONTROL.test(name)) return false
-  let count = 0
-  for (const _ of name) if (++count > MAX_NAME_LENGTH) return false
-  return true
-}
-
-FormatRegistry.Set('display-name', isDisplayName)
-
-export const Id = Type.String({ pattern: ID_PATTERN })
-export const Name = Type.String({ format: 'display-name' })
-export const Party = Type.Union([Type.Literal('User'), Type.Literal('Support')])
-export type Party = Static<typeof Party>
+export { ID_PATTERN, isId, MAX_NAME_LENGTH, isDisplayName, Id, Name, Party } from './registry/index.js'
 
 // ---------------------------------------------------------------- client → ChatServer /chat/{chatId}
 
-export const JoinArgs = Type.Object({
-  userId: Id,
-  username: Name,
-  from: Party,
-  /** Present on a re-join (a browser refresh): asks for the history. */
-  supportId: Type.Optional(Id),
-  /** Required when an agent joins for the first time (`from: "Support"`, no supportId). */
-  supportUserName: Type.Optional(Name),
-})
+export const JoinArgs = v1View(Frames.Join)
 export type JoinArgs = Static<typeof JoinArgs>
 
-export const ChatMessageArgs = Type.Object({
-  userId: Id,
-  supportId: Id,
-  content: Type.String({ minLength: 1 }),
-  from: Party,
-  supportUserName: Type.Optional(Name),
-})
+export const ChatMessageArgs = v1View(Frames.ChatMessageSent)
 export type ChatMessageArgs = Static<typeof ChatMessageArgs>
 
 /** Frame types a client may send on `/chat/{chatId}`, with the schema of their `args`. */
@@ -67,21 +24,15 @@ export const ChatClientFrames = {
   ChatMessage: ChatMessageArgs,
 } as const satisfies Record<string, TSchema>
 
-export type ChatClientFrame =
-  | { type: 'Join'; args: JoinArgs }
-  | { type: 'ChatMessage'; args: ChatMessageArgs }
+export type ChatClientFrame = { type: 'Join'; args: JoinArgs } | { type: 'ChatMessage'; args: ChatMessageArgs }
 
 // ---------------------------------------------------------------- client → Subscriber /users
 
 /** `Load` carries no arguments; anything in `args` is ignored. */
-export const LoadArgs = Type.Object({})
+export const LoadArgs = Frames.Load.args
 export type LoadArgs = Static<typeof LoadArgs>
 
-export const JoinUserArgs = Type.Object({
-  userId: Id,
-  chatId: Id,
-  username: Type.String(),
-})
+export const JoinUserArgs = Frames.JoinUser.args
 export type JoinUserArgs = Static<typeof JoinUserArgs>
 
 /** Frame types an agent may send on `/users`. */
@@ -90,9 +41,7 @@ export const QueueClientFrames = {
   JoinUser: JoinUserArgs,
 } as const satisfies Record<string, TSchema>
 
-export type QueueClientFrame =
-  | { type: 'Load'; args: LoadArgs }
-  | { type: 'JoinUser'; args: JoinUserArgs }
+export type QueueClientFrame = { type: 'Load'; args: LoadArgs } | { type: 'JoinUser'; args: JoinUserArgs }
 
 // ---------------------------------------------------------------- heartbeats
 
@@ -104,73 +53,39 @@ export const PONGS = { User: 'pong:user', Support: 'pong:support' } as const
 // ---------------------------------------------------------------- server → client
 
 /** A visitor as the queue and the chat know them. */
-export interface Visitor {
-  username: string
-  userId: string
-  chatId: string
-}
+export type Visitor = Static<typeof Frames.UserJoined.args>
 
-/** One stored chat message, exactly as it is sent and as it appears in the history. */
-export interface ChatMessage {
-  content: string
-  from: Party
-  userId: string
-  supportId: string
-  timestamp: string
-}
+type V1Message = Static<typeof Frames.ChatMessageDelivered.args>
+/** One stored chat message, exactly as it is sent and as it appears in the history (its seed-004 fields). */
+export type ChatMessage = Omit<V1Message, 'seq' | 'messageId' | 'clientMessageId'>
 
-export interface SupportJoined {
-  supportId: string
-  supportUserName: string
-  username: string
-  userId: string
-  chatId: string
-}
+export type SupportJoined = Static<typeof Frames.SupportJoinedUser.args>
 
-export type ServerFrame =
-  | { type: 'UserJoined'; args: Visitor }
-  | { type: 'SupportJoinedUser'; args: SupportJoined }
-  | { type: 'ChatHistory'; args: { user: Visitor; messages: ChatMessage[] } }
-  | { type: 'ChatMessage'; args: ChatMessage }
-  | { type: 'ChatExpired'; args: { chatId: string } }
-  | { type: 'RemoveUser'; args: { userId: string } }
-  | { type: 'Error'; args: { code: string; message: string } }
+/** A server frame as seed 004 has it (see ChatServerFrame / QueueServerFrame for every version). */
+export type ServerFrame = Exclude<ChatServerFrame | QueueServerFrame, { type: 'Visitor' }>
 
-function frame(type: string, args: unknown): string {
-  return JSON.stringify({ type, args })
-}
+const userJoined = frameEncoder(Frames.UserJoined)
+const visitorArgs = argsEncoder(Frames.UserJoined)
+const messageArgs = argsEncoder({ ...Frames.ChatMessageDelivered, args: v1View(Frames.ChatMessageDelivered) })
 
 /**
- * Serialisers for every server frame. Field order follows seed 004's examples,
- * so a frame is byte-for-byte what a seed client has seen before.
+ * Serialisers for every server frame. Field order follows seed 004's examples
+ * (the registry's property order), so a frame is byte-for-byte what a seed
+ * client has seen before.
  */
 export const encode = {
-  visitor: (v: Visitor): string => JSON.stringify(visitorArgs(v)),
-  userJoined: (v: Visitor): string => frame('UserJoined', visitorArgs(v)),
-  supportJoinedUser: (s: SupportJoined): string =>
-    frame('SupportJoinedUser', {
-      supportId: s.supportId,
-      supportUserName: s.supportUserName,
-      username: s.username,
-      userId: s.userId,
-      chatId: s.chatId,
-    }),
-  chatMessageArgs: (m: ChatMessage): string =>
-    JSON.stringify({
-      userId: m.userId,
-      supportId: m.supportId,
-      content: m.content,
-      timestamp: m.timestamp,
-      from: m.from,
-    }),
+  visitor: (v: Visitor): string => visitorArgs(v),
+  userJoined: (v: Visitor): string => userJoined(v),
+  supportJoinedUser: frameEncoder(Frames.SupportJoinedUser) as (s: SupportJoined) => string,
+  chatMessageArgs: (m: ChatMessage): string => messageArgs(m),
   /** A stored message as the seed-004 ChatMessage frame, without parsing it again. */
   chatMessageFromStored: (stored: string): string => `{"type":"ChatMessage","args":${storedToV1(stored)}}`,
   /** Seed-004 ChatHistory from stored messages, without parsing them again. */
   chatHistoryFromStored: (user: Visitor, storedMessages: readonly string[]): string =>
-    `{"type":"ChatHistory","args":{"user":${JSON.stringify(visitorArgs(user))},"messages":[${storedMessages.map(storedToV1).join(',')}]}}`,
-  chatExpired: (chatId: string): string => frame('ChatExpired', { chatId }),
-  removeUser: (userId: string): string => frame('RemoveUser', { userId }),
-  error: (code: string, message: string): string => frame('Error', { code, message }),
+    `{"type":"ChatHistory","args":{"user":${visitorArgs(user)},"messages":[${storedMessages.map(storedToV1).join(',')}]}}`,
+  chatExpired: ((encode) => (chatId: string): string => encode({ chatId }))(frameEncoder(Frames.ChatExpired)),
+  removeUser: ((encode) => (userId: string): string => encode({ userId }))(frameEncoder(Frames.RemoveUser)),
+  error: ((encode) => (code: string, message: string): string => encode({ code, message }))(frameEncoder(Frames.ChatError)),
 }
 
 /**
@@ -195,22 +110,27 @@ export function isStoredMessage(payload: string): boolean {
   return payload.startsWith('{"userId":')
 }
 
-function visitorArgs(v: Visitor): Visitor {
-  return { username: v.username, userId: v.userId, chatId: v.chatId }
+/** A client frame `{type, args}`, args as given (a client's field order is its own). */
+function clientFrame<T extends string>(type: T): <A>(args: A) => string {
+  return (args) => JSON.stringify({ type, args })
 }
 
-/** Serialisers for the frames clients send, so no client hand-writes one. */
+/** Serialisers for the frames clients send (both versions), so no client hand-writes one. */
 export const encodeClient = {
-  join: (args: JoinArgs): string => frame('Join', args),
-  chatMessage: (args: ChatMessageArgs): string => frame('ChatMessage', args),
-  load: (): string => JSON.stringify({ type: 'Load' }),
-  joinUser: (args: JoinUserArgs): string => frame('JoinUser', args),
+  join: clientFrame(Frames.Join.type) as (args: JoinArgs) => string,
+  chatMessage: clientFrame(Frames.ChatMessageSent.type) as (args: ChatMessageArgs) => string,
+  load: (): string => JSON.stringify({ type: Frames.Load.type }),
+  joinUser: clientFrame(Frames.JoinUser.type) as (args: JoinUserArgs) => string,
 }
 
-/** A frame from either socket, as a client sees it; the bare queue entries of `Load` are `Visitor`. */
-export type ReceivedFrame = ServerFrame | { type: 'Visitor'; args: Visitor }
+/** A frame from either socket, as a client sees it; the bare queue entries of `Load` are `{type: 'Visitor'}`. */
+export type ReceivedFrame = ChatServerFrame | QueueServerFrame
 
-/** Parses a server text frame (not `ping`). Returns null for text that is not a frame. */
+/**
+ * Parses a server text frame (not `ping`) into the typed union of both
+ * sockets. Returns null for text that is not a frame. Not validated: the
+ * server is trusted to send what the registry says.
+ */
 export function parseServerFrame(text: string): ReceivedFrame | null {
   let value: unknown
   try {
@@ -220,9 +140,9 @@ export function parseServerFrame(text: string): ReceivedFrame | null {
   }
   if (typeof value !== 'object' || value === null) return null
   const v = value as Record<string, unknown>
-  if (typeof v.type === 'string' && typeof v.args === 'object' && v.args !== null) return v as unknown as ServerFrame
+  if (typeof v.type === 'string' && typeof v.args === 'object' && v.args !== null) return v as unknown as ReceivedFrame
   if (typeof v.userId === 'string' && typeof v.chatId === 'string' && typeof v.username === 'string') {
-    return { type: 'Visitor', args: { username: v.username, userId: v.userId, chatId: v.chatId } }
+    return { type: 'Visitor', args: v as unknown as Static<typeof Frames.Visitor.args> }
   }
   return null
 }
