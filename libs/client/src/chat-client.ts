@@ -1,105 +1,9 @@
-import {
-  CloseCodes,
-  PONGS,
-  SUBPROTOCOL_V2,
-  encodeClient,
-  parseServerFrame,
-  type ChatMessage,
-  type ChatMessageV2,
-  type Party,
-  type SupportJoined,
-  type Visitor,
-} from '@switchboard/protocol'
-import { ReconnectingSocket, backoffDelay, type Backoff, type ConnectionState, type SocketFactory } from './reconnecting-socket.js'
+import { CloseCodes, PONGS, SUBPROTOCOL_V2, encodeClient, encodeClientV2, parseChatServerFrame } from '@switchboard/protocol'
+import { ReconnectingSocket, backoffDelay } from './reconnecting-socket.js'
 import { toWebSocketUrl, withToken } from './http.js'
+import type { ChatClientOptions, ChatHandlers, ChatIdentity, PendingMessage } from './chat-types.js'
 
-/** Who a chat socket speaks for. A visitor is `from: "User"`; an agent `from: "Support"` with a name. */
-export interface ChatIdentity {
-  chatId: string
-  userId: string
-  username: string
-  from: Party
-  /** Required for an agent. */
-  supportUserName?: string
-  /** Known after SupportJoinedUser; with it a (re)connect asks for the history. */
-  supportId?: string
-}
-
-/** A message as the client hands it on: v2 fields are there when the server speaks v2. */
-export type ReceivedMessage = ChatMessage & Partial<Pick<ChatMessageV2, 'seq' | 'messageId' | 'clientMessageId'>>
-
-export interface HistoryInfo {
-  /** v2: the seq of the first message given. */
-  fromSeq?: number
-  /** v2: older messages exist (see loadMore). */
-  hasMore?: boolean
-  /** v2: this is a catch-up after a reconnect: only messages after the last one seen. */
-  resumed: boolean
-}
-
-export interface ChatHandlers {
-  /** The visitor is in the queue, waiting for an agent. */
-  waiting?(visitor: Visitor): void
-  /** An agent joined: the supportId is now known (and kept for re-joins). */
-  agentJoined?(joined: SupportJoined): void
-  /** The conversation so far (after a (re-)join): replace what is shown, or append when `resumed`. */
-  history?(messages: ReceivedMessage[], user: Visitor, info: HistoryInfo): void
-  /** A stored message, from either side (one's own too: the server echoes it once stored). */
-  message?(message: ReceivedMessage): void
-  /** v2: older messages, from loadMore. */
-  page?(messages: ReceivedMessage[], hasMore: boolean): void
-  /** v2: one's own message is stored. */
-  acked?(ack: { clientMessageId: string; messageId: string; seq: number; timestamp: string }): void
-  /** v2: the other participant started or stopped typing. */
-  typing?(typing: { from: Party; state: 'start' | 'stop' }): void
-  /** v2: the other participant received / read up to `seq`. */
-  receipt?(receipt: { seq: number; status: 'delivered' | 'read'; from: Party }): void
-  /** v2: how many of the other side's messages this participant has not read. */
-  unread?(count: number): void
-  /** v2: the chat ended; it is read-only until it expires. */
-  ended?(ended: { by: Party; reason: string | null }): void
-  /** v2: the chat expires in `secondsLeft` unless someone writes. */
-  expiring?(secondsLeft: number): void
-  /** The chat is over; the socket will not reconnect. */
-  expired?(): void
-  /** v2, a waiting visitor: where they stand in the queue (again whenever it changes). */
-  queuePosition?(position: { position: number; waiting: number; estimatedWaitSeconds: number | null }): void
-  /**
-   * An agent's socket: the chat was handed to another agent (`toAgentId`; null: back to the queue;
-   * undefined: a seed-004 socket, told only by the 4403 close). The socket will not reconnect.
-   */
-  transferred?(toAgentId: string | null | undefined): void
-  error?(error: { code: string; message: string; clientMessageId?: string }): void
-  /**
-   * v2: one's own messages not stored yet, in the order typed (again whenever
-   * that changes): show them as "sending…". `held` is true for every one of
-   * them while the server cannot take messages (Redis down, rate limit): they
-   * wait, in order, and go by themselves, or now with {@link ChatClient.retryNow}.
-   */
-  pending?(messages: readonly PendingMessage[], held: boolean): void
-  state?(state: ConnectionState, info: { attempt: number; delayMs?: number; code?: number }): void
-}
-
-/** A message sent and not yet stored. */
-export interface PendingMessage {
-  clientMessageId: string
-  content: string
-}
-
-export interface ChatClientOptions {
-  /** ChatServer's base URL, `http(s)://` or `ws(s)://`. */
-  chatServer: string
-  identity: ChatIdentity
-  handlers?: ChatHandlers
-  createSocket?: SocketFactory
-  backoff?: Backoff
-  /** An agent's token (sent as `?token=`); the agent's name then comes from it. */
-  token?: string
-  /** `v2` (default) offers the switchboard.v2 subprotocol; `v1` speaks seed 004 exactly. */
-  protocol?: 'v1' | 'v2'
-  /** The server's HEARTBEAT_INTERVAL_MS: silence for 3 of them is a dead connection (see ReconnectingSocketOptions). @default 1000 */
-  heartbeatIntervalMs?: number
-}
+export type * from './chat-types.js'
 
 /** Errors after which the same message is sent again (same clientMessageId, so stored once) after a backoff, on the same socket. */
 const RETRY_SEND_ERRORS = new Set(['STORE_UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL_ERROR'])
@@ -230,27 +134,27 @@ export class ChatClient {
 
   /** v2: tells the other side this participant is typing (`start`) or stopped (`stop`). */
   typing(state: 'start' | 'stop'): boolean {
-    return this.#v2 && this.#joined && this.#socket.send(JSON.stringify({ type: 'Typing', args: { state } }))
+    return this.#v2 && this.#joined && this.#socket.send(encodeClientV2.typing({ state }))
   }
 
   /** v2: marks the other side's messages up to `seq` as read (and so delivered). */
   markRead(seq: number): boolean {
-    return this.#v2 && this.#joined && this.#socket.send(JSON.stringify({ type: 'Read', args: { seq } }))
+    return this.#v2 && this.#joined && this.#socket.send(encodeClientV2.read({ seq }))
   }
 
   /** v2: confirms messages up to `seq` arrived. */
   markReceived(seq: number): boolean {
-    return this.#v2 && this.#joined && this.#socket.send(JSON.stringify({ type: 'Received', args: { seq } }))
+    return this.#v2 && this.#joined && this.#socket.send(encodeClientV2.received({ seq }))
   }
 
   /** v2: asks for up to `limit` messages before `beforeSeq` (the answer comes to `page`). */
   loadMore(beforeSeq: number, limit?: number): boolean {
-    return this.#v2 && this.#joined && this.#socket.send(JSON.stringify({ type: 'LoadMore', args: { beforeSeq, ...(limit ? { limit } : {}) } }))
+    return this.#v2 && this.#joined && this.#socket.send(encodeClientV2.loadMore({ beforeSeq, ...(limit ? { limit } : {}) }))
   }
 
   /** v2: ends the chat for both sides; it stays readable until it expires. */
   endChat(reason?: string): boolean {
-    return this.#v2 && this.#joined && this.#socket.send(JSON.stringify({ type: 'EndChat', args: reason ? { reason } : {} }))
+    return this.#v2 && this.#joined && this.#socket.send(encodeClientV2.endChat(reason ? { reason } : {}))
   }
 
   close(): void {
@@ -310,15 +214,17 @@ export class ChatClient {
 
   #messageFrame(content: string, clientMessageId?: string): string {
     const { userId, supportId, from, supportUserName } = this.identity
-    return encodeClient.chatMessage({
+    const args = {
       userId,
       // Undefined (a v2 visitor still waiting for an agent) leaves it out of the frame.
-      supportId: supportId!,
+      ...(supportId !== undefined ? { supportId } : {}),
       content,
       from,
       ...(from === 'Support' && supportUserName !== undefined ? { supportUserName } : {}),
-      ...(clientMessageId !== undefined ? ({ clientMessageId } as object) : {}),
-    })
+    }
+    if (clientMessageId !== undefined) return encodeClientV2.chatMessage({ ...args, clientMessageId })
+    // v1 (a seed-004 server): only sent once the supportId is known (see send).
+    return encodeClient.chatMessage({ ...args, supportId: supportId ?? '' })
   }
 
   #join(): void {
@@ -331,7 +237,7 @@ export class ChatClient {
         from,
         ...(supportId !== undefined ? { supportId } : {}),
         ...(supportUserName !== undefined && from === 'Support' ? { supportUserName } : {}),
-        ...(this.#resuming ? ({ lastSeq: this.#lastSeq } as object) : {}),
+        ...(this.#resuming ? { lastSeq: this.#lastSeq } : {}),
       }),
     )
   }
@@ -355,66 +261,65 @@ export class ChatClient {
   }
 
   #receive(text: string): void {
-    const frame = parseServerFrame(text) as { type: string; args: any } | null
+    const frame = parseChatServerFrame(text)
     if (frame === null) return
-    const a = frame.args
     switch (frame.type) {
       case 'UserJoined':
         // Waiting (again, if an agent put the visitor back in the queue): no agent to write to.
         if (this.identity.from === 'User') delete this.identity.supportId
         this.#joinedNow()
-        this.#handlers.waiting?.(a)
+        this.#handlers.waiting?.(frame.args)
         break
       case 'QueuePosition':
-        this.#handlers.queuePosition?.({ position: a.position, waiting: a.waiting, estimatedWaitSeconds: a.estimatedWaitSeconds })
+        this.#handlers.queuePosition?.({ position: frame.args.position, waiting: frame.args.waiting, estimatedWaitSeconds: frame.args.estimatedWaitSeconds })
         break
       case 'ChatUnassigned':
         this.#transferred = true
-        this.#handlers.transferred?.(a.toAgentId)
+        this.#handlers.transferred?.(frame.args.toAgentId)
         break
       case 'SupportJoinedUser':
-        this.identity.supportId = a.supportId
-        this.#handlers.agentJoined?.(a)
+        this.identity.supportId = frame.args.supportId
+        this.#handlers.agentJoined?.(frame.args)
         this.#joinedNow()
         break
       case 'ChatHistory': {
-        const resumed = this.#v2 && a.fromSeq !== undefined && this.#lastSeq > 0 && a.fromSeq === this.#lastSeq + 1
-        for (const m of a.messages as ReceivedMessage[]) this.#seen(m.seq)
-        this.#handlers.history?.(a.messages, a.user, { resumed, ...(a.fromSeq !== undefined ? { fromSeq: a.fromSeq, hasMore: a.hasMore } : {}) })
+        const resumed = this.#v2 && frame.args.fromSeq !== undefined && this.#lastSeq > 0 && frame.args.fromSeq === this.#lastSeq + 1
+        for (const m of frame.args.messages) this.#seen(m.seq)
+        this.#handlers.history?.(frame.args.messages, frame.args.user, { resumed, ...(frame.args.fromSeq !== undefined ? { fromSeq: frame.args.fromSeq, hasMore: frame.args.hasMore } : {}) })
         this.#joinedNow()
         break
       }
       case 'ChatMessage':
-        this.#seen(a.seq)
-        this.#handlers.message?.(a)
+        this.#seen(frame.args.seq)
+        this.#handlers.message?.(frame.args)
         // After the message is shown: its "sending…" bubble goes only once the stored one is there.
-        if (a.clientMessageId !== undefined && a.from === this.identity.from) this.#settled(a.clientMessageId)
+        if (frame.args.clientMessageId !== undefined && frame.args.from === this.identity.from) this.#settled(frame.args.clientMessageId)
         break
       case 'ChatHistoryPage':
-        this.#handlers.page?.(a.messages, a.hasMore)
+        this.#handlers.page?.(frame.args.messages, frame.args.hasMore)
         break
       case 'Ack':
         // Not #seen: an Ack can overtake the echo of an earlier message from the
         // other side (it comes straight back, the echo through pub/sub), and a
         // resume after it would skip that message. The echo of this one moves lastSeq.
         this.#retryAttempt = 0
-        this.#handlers.acked?.(a)
-        this.#settled(a.clientMessageId)
+        this.#handlers.acked?.(frame.args)
+        this.#settled(frame.args.clientMessageId)
         break
       case 'Typing':
-        this.#handlers.typing?.({ from: a.from, state: a.state })
+        this.#handlers.typing?.({ from: frame.args.from, state: frame.args.state })
         break
       case 'Receipt':
-        this.#handlers.receipt?.({ seq: a.seq, status: a.status, from: a.from })
+        this.#handlers.receipt?.({ seq: frame.args.seq, status: frame.args.status, from: frame.args.from })
         break
       case 'UnreadCount':
-        this.#handlers.unread?.(a.count)
+        this.#handlers.unread?.(frame.args.count)
         break
       case 'ChatEnded':
-        this.#handlers.ended?.({ by: a.by, reason: a.reason })
+        this.#handlers.ended?.({ by: frame.args.by, reason: frame.args.reason })
         break
       case 'ChatExpiring':
-        this.#handlers.expiring?.(a.secondsLeft)
+        this.#handlers.expiring?.(frame.args.secondsLeft)
         break
       case 'ChatExpired':
         this.#handlers.expired?.()
@@ -422,14 +327,14 @@ export class ChatClient {
       case 'Error':
         // The chat has fewer messages than this client saw (its store lost the last ones): the
         // server refused the resume, and the client starts again from the chat's last page.
-        if (a.code === 'INVALID_SEQ' && this.#resuming && !this.#joined && a.clientMessageId === undefined) {
+        if (frame.args.code === 'INVALID_SEQ' && this.#resuming && !this.#joined && frame.args.clientMessageId === undefined) {
           this.#lastSeq = 0
           this.#join()
           break
         }
-        this.#handlers.error?.(a)
-        if (a.clientMessageId !== undefined && FINAL_SEND_ERRORS.has(a.code)) this.#settled(a.clientMessageId)
-        if (a.clientMessageId !== undefined && RETRY_SEND_ERRORS.has(a.code) && this.#pending.has(a.clientMessageId)) this.#refused(a.clientMessageId)
+        this.#handlers.error?.(frame.args)
+        if (frame.args.clientMessageId !== undefined && FINAL_SEND_ERRORS.has(frame.args.code)) this.#settled(frame.args.clientMessageId)
+        if (frame.args.clientMessageId !== undefined && RETRY_SEND_ERRORS.has(frame.args.code) && this.#pending.has(frame.args.clientMessageId)) this.#refused(frame.args.clientMessageId)
         break
     }
   }

@@ -2,7 +2,8 @@ import {
   PONGS,
   SUBPROTOCOL_V2,
   encodeClient,
-  parseServerFrame,
+  encodeClientV2,
+  parseQueueServerFrame,
   type AgentPresence,
   type AgentStatus,
   type MyChat,
@@ -106,12 +107,12 @@ export class QueueClient {
 
   /** v2: this agent's status on every device; away agents take no new visitors. */
   setStatus(status: AgentStatus): boolean {
-    return this.protocol === 'v2' && this.#socket.send(JSON.stringify({ type: 'SetStatus', args: { status } }))
+    return this.protocol === 'v2' && this.#socket.send(encodeClientV2.setStatus({ status }))
   }
 
   /** v2: hands a chat to another agent, or (null) back to the head of the queue. */
   transfer(chatId: string, toAgentId: string | null): boolean {
-    return this.protocol === 'v2' && this.#socket.send(JSON.stringify({ type: 'TransferChat', args: { chatId, toAgentId } }))
+    return this.protocol === 'v2' && this.#socket.send(encodeClientV2.transferChat({ chatId, toAgentId }))
   }
 
   close(): void {
@@ -119,43 +120,43 @@ export class QueueClient {
   }
 
   #receive(text: string): void {
-    const frame = parseServerFrame(text) as { type: string; args: any } | null
+    const frame = parseQueueServerFrame(text)
     if (frame === null) return
-    const a = frame.args
     switch (frame.type) {
       case 'Visitor':
       case 'UserJoined': {
-        // parseServerFrame keeps only the seed fields of a bare entry: take v2's from the text.
-        const extra = frame.type === 'Visitor' ? (JSON.parse(text) as WaitingVisitor) : (a as WaitingVisitor)
+        const a = frame.args
         this.#visitors.set(a.chatId, {
           username: a.username,
           userId: a.userId,
           chatId: a.chatId,
-          ...(typeof extra.since === 'string' ? { since: extra.since } : {}),
-          ...(typeof extra.order === 'number' ? { order: extra.order } : {}),
+          ...(typeof a.since === 'string' ? { since: a.since } : {}),
+          ...(typeof a.order === 'number' ? { order: a.order } : {}),
         })
         this.#changed()
         break
       }
-      case 'RemoveUser':
-        for (const [chatId, v] of this.#visitors) if (v.userId === a.userId) this.#visitors.delete(chatId)
-        this.#handlers.removed?.(a.userId)
+      case 'RemoveUser': {
+        const { userId } = frame.args
+        for (const [chatId, v] of this.#visitors) if (v.userId === userId) this.#visitors.delete(chatId)
+        this.#handlers.removed?.(userId)
         this.#changed()
         break
+      }
       case 'AgentsOnline':
-        this.#handlers.agents?.(a.agents)
+        this.#handlers.agents?.(frame.args.agents)
         break
       case 'MyChats':
-        this.#handlers.myChats?.(a.chats)
+        this.#handlers.myChats?.(frame.args.chats)
         break
       case 'ChatAssigned':
-        this.#handlers.assigned?.(a)
+        this.#handlers.assigned?.(frame.args)
         break
       case 'ChatUnassigned':
-        this.#handlers.unassigned?.(a)
+        this.#handlers.unassigned?.(frame.args)
         break
       case 'Error':
-        this.#handlers.error?.(a)
+        this.#handlers.error?.(frame.args)
         break
     }
   }
