@@ -1,5 +1,14 @@
 import type { Static, TSchema } from '@sinclair/typebox'
-import { Frames, frameEncoder, argsEncoder, v1View, type ChatServerFrame, type QueueServerFrame } from './registry/index.js'
+import {
+  Frames,
+  frameEncoder,
+  argsEncoder,
+  v1View,
+  type ChatServerFrame,
+  type ChatServerFrameV1,
+  type QueueServerFrame,
+  type QueueServerFrameV1,
+} from './registry/index.js'
 
 /**
  * The seed-004 frames of both sockets, as thin wrappers over the registry
@@ -61,8 +70,8 @@ export type ChatMessage = Omit<V1Message, 'seq' | 'messageId' | 'clientMessageId
 
 export type SupportJoined = Static<typeof Frames.SupportJoinedUser.args>
 
-/** A server frame as seed 004 has it (see ChatServerFrame / QueueServerFrame for every version). */
-export type ServerFrame = Exclude<ChatServerFrame | QueueServerFrame, { type: 'Visitor' }>
+/** A `{type, args}` server frame of seed 004, either socket (ChatServerFrame / QueueServerFrame: every version). */
+export type ServerFrame = Exclude<ChatServerFrameV1 | QueueServerFrameV1, { type: 'Visitor' }>
 
 const userJoined = frameEncoder(Frames.UserJoined)
 const visitorArgs = argsEncoder(Frames.UserJoined)
