@@ -12,7 +12,7 @@ const before = JSON.parse(readFileSync(new URL('./fixtures/encoders-before-regis
 /** A value with a field the frame does not have: encoders leave it out. */
 const withExtra = <T extends object>(value: T): T => ({ ...value, extra: 1 })
 
-  const v = { username: 'Nika "N"', userId: '9d6d2db0cdb84d8ba67105670d94d641', chatId: 'd2464b5386044daf9e36ffd414260f67' }
+const v = { username: 'Nika "N"', userId: '9d6d2db0cdb84d8ba67105670d94d641', chatId: 'd2464b5386044daf9e36ffd414260f67' }
 const stored = '{"userId":"9d6d2db0cdb84d8ba67105670d94d641","supportId":"7c270542e64a4dfbb2bc1c7793746674","content":"a,\\"seq\\":1","timestamp":"2026-11-25T10:49:53.123Z","from":"User","seq":3,"messageId":"5f0c8a3e9b7d4c21a6e0f3b8d2c1a907","clientMessageId":"c-17"}'
 const out: [string, string][] = [
   ['encode.visitor', P.encode.visitor(withExtra({ chatId: v.chatId, userId: v.userId, username: v.username }))],
