@@ -3,6 +3,9 @@ import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import {
   appendMessage,
+  channels,
+  keys,
+  queueRemovedEvent,
   claimVisitor,
   createChat,
   endChat,
@@ -149,4 +152,45 @@ t.test('every script touches only the keys it is given in KEYS', async (t) => {
   const touchedAll = calls.flatMap((c) => c.touched)
   t.ok(touchedAll.includes('{sb}:agent-chats:a1'), "a1's seats were touched")
   t.ok(touchedAll.includes('{sb}:agent:anon'), "the anonymous agent's record was deleted")
+})
+
+t.test("a script that frees a seat, given an owner who is not the chat's any more, answers 'retry' and changes nothing", async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.stop())
+  const { commands: redis } = await connectedRedis(t, server.url)
+  await renewPresence(redis, { agentId: 'a1', name: 'Ann' }, 'i1', 60_000)
+  const visitor = await createChat(redis, 'Nika', LONG)
+  await enqueueVisitor(redis, visitor, LONG)
+  await claimVisitor(redis, visitor.chatId, visitor.userId, 'a1', 5)
+  const { chatId } = visitor
+  const before = await redis.hgetall(keys.chat(chatId))
+  const stale = await redis.sbEndChat(
+    keys.chat(chatId), keys.queue, keys.deadlines, keys.agentChats('a2'),
+    chatId, 'Support', '', channels.chat(chatId), 'all:v2|{}', channels.queue, channels.agents, 'a2', queueRemovedEvent(chatId, visitor.userId),
+  )
+  t.equal(stale, 'retry', 'end: retry')
+  const none = await redis.sbEndChat(
+    keys.chat(chatId), keys.queue, keys.deadlines, keys.agentChats(''),
+    chatId, 'Support', '', channels.chat(chatId), 'all:v2|{}', channels.queue, channels.agents, '', queueRemovedEvent(chatId, visitor.userId),
+  )
+  t.equal(none, 'retry', 'end, read as held by nobody: retry')
+  t.same(await redis.hgetall(keys.chat(chatId)), before, 'the chat is as it was')
+  t.same(await redis.smembers(keys.agentChats('a1')), [chatId], "a1's seat is still taken")
+  // The domain function reads the owner itself: it ends the chat and frees a1's seat.
+  t.equal(await endChat(redis, chatId, 'Support', null), true)
+  t.same(await redis.smembers(keys.agentChats('a1')), [], "a1's seat is free")
+
+  // Expiry likewise.
+  const short = await createChat(redis, 'Short', SHORT)
+  await enqueueVisitor(redis, short, SHORT)
+  await claimVisitor(redis, short.chatId, short.userId, 'a1', 5)
+  await redisClockPast(redis, (await redisNow(redis)) + 200)
+  const expired = await redis.sbExpire(
+    keys.deadlines, keys.chat(short.chatId), keys.messages(short.chatId), keys.queue, keys.clientIds(short.chatId), keys.receipts(short.chatId),
+    keys.agentChats('a2'), short.chatId, channels.chat(short.chatId), 'all|{}', channels.queue, channels.agents, 'a2', queueRemovedEvent(short.chatId, short.userId),
+  )
+  t.equal(expired, 'retry', 'expire: retry')
+  t.equal(await redis.exists(keys.chat(short.chatId)), 1, 'not expired')
+  t.equal(await sweepExpired(redis), 1, 'the sweep expires it')
+  t.same(await redis.smembers(keys.agentChats('a1')), [], "and frees a1's seat")
 })
