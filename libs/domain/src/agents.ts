@@ -5,14 +5,13 @@ import {
   encodeV2,
   type AgentPresence,
   type AgentStatus,
-  type ErrorCode,
   type MyChat,
   type QueuePositionArgs,
 } from '@switchboard/protocol'
 import { channels, keys } from './keys.js'
-import { runScript } from './scripts.js'
-import { agentFrameEvent, envelope } from './events.js'
-import { newId, type ExpiryOptions } from './chats.js'
+import { agentFrameEvent, envelope, queueJoinedParts } from './events.js'
+import { keyGraceMs, newId, type ExpiryOptions } from './chats.js'
+import { throwRefusal } from './replies.js'
 import { redisMillis } from './time.js'
 
 /**
@@ -42,18 +41,35 @@ export async function renewPresence(
   leaseMs: number,
   forgetAfterMs = DEFAULT_FORGET_AFTER_MS,
 ): Promise<boolean> {
-  const cameOnline = await runScript<number>(
-    redis,
-    'sbPresenceRenew',
-    [keys.agentSessions(agent.agentId), keys.agent(agent.agentId), keys.agentsOnline],
-    [agent.agentId, instanceId, Math.round(leaseMs), agent.name, agent.anonymous ? '1' : '', channels.agents, Math.round(forgetAfterMs)],
+  const cameOnline = await redis.sbPresenceRenew(
+    keys.agentSessions(agent.agentId),
+    keys.agent(agent.agentId),
+    keys.agentsOnline,
+    agent.agentId,
+    instanceId,
+    Math.round(leaseMs),
+    agent.name,
+    agent.anonymous ? '1' : '',
+    channels.agents,
+    Math.round(forgetAfterMs),
   )
   return cameOnline === 1
 }
 
-/** Takes agents whose leases all ran out offline (announced once, whoever sweeps). Returns how many. */
-export function sweepPresence(redis: Redis): Promise<number> {
-  return runScript<number>(redis, 'sbPresenceSweep', [keys.agentsOnline], [channels.agents])
+/** Agents whose presence is looked at per sweep at most; the next sweep takes the rest. */
+const PRESENCE_SWEEP_BATCH = 200
+
+/**
+ * Takes agents whose leases all ran out offline (announced once, whoever
+ * sweeps). Returns how many. The agents whose lease ran out are read first,
+ * and the script is given their keys; it leaves alone any renewed since.
+ */
+export async function sweepPresence(redis: Redis): Promise<number> {
+  const now = redisMillis(await redis.time())
+  const due = await redis.zrangebyscore(keys.agentsOnline, '-inf', now, 'LIMIT', 0, PRESENCE_SWEEP_BATCH)
+  if (due.length === 0) return 0
+  const agentKeys = due.flatMap((id) => [keys.agentSessions(id), keys.agent(id), keys.agentChats(id)])
+  return redis.sbPresenceSweep(1 + agentKeys.length, keys.agentsOnline, ...agentKeys, channels.agents, ...due)
 }
 
 /**
@@ -62,7 +78,7 @@ export function sweepPresence(redis: Redis): Promise<number> {
  * that lives `forgetAfterMs`, until a lease renewal takes it over.
  */
 export async function setAgentStatus(redis: Redis, agentId: string, status: AgentStatus, forgetAfterMs = DEFAULT_FORGET_AFTER_MS): Promise<boolean> {
-  return (await runScript<number>(redis, 'sbSetStatus', [keys.agent(agentId)], [agentId, status, channels.agents, Math.round(forgetAfterMs)])) === 1
+  return (await redis.sbSetStatus(keys.agent(agentId), agentId, status, channels.agents, Math.round(forgetAfterMs))) === 1
 }
 
 /** Every agent online now (anonymous ones included, flagged), sorted by name, then agentId. */
@@ -151,41 +167,36 @@ export async function transferChat(
     toAgentId === null
       ? envelope('user', encode.userJoined(visitor))
       : envelope('all', encode.supportJoinedUser({ supportId, supportUserName: toName, ...visitor }))
-  const result = await runScript(
-    redis,
-    'sbTransfer',
-    [keys.chat(chatId), keys.queue, keys.deadlines, keys.messages(chatId), keys.receipts(chatId), keys.clientIds(chatId), keys.agentsOnline],
-    [
-      chatId,
-      fromAgentId,
-      toAgentId ?? '',
-      supportId,
-      toName,
-      opts.chatTtlMs,
-      opts.keyGraceMs ?? 60_000,
-      opts.maxChats,
-      channels.chat(chatId),
-      channels.queue,
-      channels.agents,
-      envelope('support', encodeV2.chatUnassigned(chatId, toAgentId)),
-      visitorFrame,
-      toAgentId === null ? '' : agentFrameEvent(toAgentId, encodeV2.chatAssigned({ chatId, userId, username: visitor.username, fromAgentId })),
-      agentFrameEvent(fromAgentId, encodeV2.chatUnassigned(chatId, toAgentId)),
-      JSON.stringify(visitor),
-    ],
+  const to = toAgentId ?? ''
+  const result = await redis.sbTransfer(
+    keys.chat(chatId),
+    keys.queue,
+    keys.deadlines,
+    keys.messages(chatId),
+    keys.receipts(chatId),
+    keys.clientIds(chatId),
+    keys.agentsOnline,
+    keys.agentChats(fromAgentId),
+    keys.agent(to),
+    keys.agentChats(to),
+    chatId,
+    fromAgentId,
+    to,
+    supportId,
+    toName,
+    opts.chatTtlMs,
+    keyGraceMs(opts),
+    opts.maxChats,
+    channels.chat(chatId),
+    channels.queue,
+    channels.agents,
+    envelope('support', encodeV2.chatUnassigned(chatId, toAgentId)),
+    visitorFrame,
+    toAgentId === null ? '' : agentFrameEvent(toAgentId, encodeV2.chatAssigned({ chatId, userId, username: visitor.username, fromAgentId })),
+    agentFrameEvent(fromAgentId, encodeV2.chatUnassigned(chatId, toAgentId)),
+    ...queueJoinedParts(visitor),
   )
-  if (result === 'ok') return
-  const refused = TRANSFER_REFUSALS[result]
-  if (refused === undefined) throw new Error(`unexpected script result ${result}`)
-  throw new ProtocolError(...refused)
-}
-
-const TRANSFER_REFUSALS: Record<string, [ErrorCode, string?]> = {
-  expired: ['CHAT_EXPIRED', 'The chat expired or does not exist'],
-  ended: ['CHAT_ENDED', 'This chat has ended; there is nothing to transfer'],
-  notyours: ['NOT_ASSIGNED'],
-  unavailable: ['AGENT_UNAVAILABLE'],
-  capacity: ['AGENT_AT_CAPACITY', 'That agent has no free seat'],
+  if (result !== 'ok') throwRefusal('sbTransfer', result)
 }
 
 /** How long the claims say one place in the queue takes, in ms; null with no claim in the window. */

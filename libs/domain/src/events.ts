@@ -1,4 +1,4 @@
-import type { Visitor } from '@switchboard/protocol'
+import { encodeV2, type Visitor } from '@switchboard/protocol'
 
 /** Who on a chat channel a frame is for; `:v2` limits it to sockets speaking protocol v2. */
 export type Audience = 'all' | 'user' | 'support' | 'all:v2' | 'user:v2' | 'support:v2'
@@ -32,6 +32,43 @@ export interface OpenedEnvelope {
 const AUDIENCES = new Set(['all', 'user', 'support', 'all:v2', 'user:v2', 'support:v2'])
 const UNREAD = /^msg:(user|support):(\d+)$/
 
+/*
+ * Data publications of the Lua scripts, `<what>:<fields>|<chatId>`: openEnvelope
+ * turns each into the frame v2 sockets get (the frame is built here, by the
+ * protocol's encoders, never in Lua).
+ * - `receipt:<to>:<seq>:<status>:<from>|<chatId>` → Receipt, to `to`'s v2 sockets (receipt.lua)
+ * - `unread:<reader>:<count>|<chatId>` → UnreadCount, to `reader`'s v2 sockets (receipt.lua)
+ * - `expiring:<secondsLeft>|<chatId>` → ChatExpiring, to every v2 socket (warn-expiring.lua)
+ */
+const RECEIPT = /^receipt:(user|support):(\d+):(delivered|read):(User|Support)$/
+const UNREAD_COUNT = /^unread:(user|support):(-?\d+)$/
+const EXPIRING = /^expiring:(-?\d+)$/
+
+/** The data publication of a receipt (as receipt.lua writes it). */
+export function receiptPublication(chatId: string, to: 'user' | 'support', seq: number, status: 'delivered' | 'read', from: 'User' | 'Support'): string {
+  return `receipt:${to}:${seq}:${status}:${from}|${chatId}`
+}
+
+/** The data publication of a reader's unread count (as receipt.lua writes it). */
+export function unreadPublication(chatId: string, reader: 'user' | 'support', count: number): string {
+  return `unread:${reader}:${count}|${chatId}`
+}
+
+/** The data publication of an expiry warning (as warn-expiring.lua writes it). */
+export function expiringPublication(chatId: string, secondsLeft: number): string {
+  return `expiring:${secondsLeft}|${chatId}`
+}
+
+function openData(head: string, chatId: string): OpenedEnvelope | null {
+  let m: RegExpExecArray | null
+  if ((m = RECEIPT.exec(head)) !== null) {
+    return { to: m[1] as 'user' | 'support', v2Only: true, frame: encodeV2.receipt(chatId, Number(m[2]), m[3] as 'delivered' | 'read', m[4]!) }
+  }
+  if ((m = UNREAD_COUNT.exec(head)) !== null) return { to: m[1] as 'user' | 'support', v2Only: true, frame: encodeV2.unreadCount(chatId, Number(m[2])) }
+  if ((m = EXPIRING.exec(head)) !== null) return { to: 'all', v2Only: true, frame: encodeV2.chatExpiring(chatId, Number(m[1])) }
+  return null
+}
+
 export function openEnvelope(message: string): OpenedEnvelope | null {
   const bar = message.indexOf('|')
   if (bar < 0) return null
@@ -41,6 +78,7 @@ export function openEnvelope(message: string): OpenedEnvelope | null {
     if (unread === null) return null
     return { to: 'all', v2Only: false, frame: message.slice(bar + 1), unread: { reader: unread[1] as 'user' | 'support', count: Number(unread[2]) } }
   }
+  if (audience.startsWith('receipt:') || audience.startsWith('unread:') || audience.startsWith('expiring:')) return openData(audience, message.slice(bar + 1))
   if (!AUDIENCES.has(audience)) return null
   const v2Only = audience.endsWith(':v2')
   return { to: (v2Only ? audience.slice(0, -3) : audience) as 'all' | 'user' | 'support', v2Only, frame: message.slice(bar + 1) }
@@ -54,6 +92,46 @@ export function openEnvelope(message: string): OpenedEnvelope | null {
 export type QueueEvent =
   | { kind: 'joined'; visitor: Visitor; order: number; since: number }
   | { kind: 'removed'; chatId: string; userId: string }
+
+/** The visitor as queue events carry it: the seed's fields in the seed's order. */
+function visitorJson(v: Visitor): string {
+  return JSON.stringify({ username: v.username, userId: v.userId, chatId: v.chatId })
+}
+
+/** A visitor left the queue (claimed, joined, ended, expired). */
+export function queueRemovedEvent(chatId: string, userId: string): string {
+  return `{"kind":"removed","chatId":${JSON.stringify(chatId)},"userId":${JSON.stringify(userId)}}`
+}
+
+/** A visitor joined the queue at `order`, `since` (ms on the Redis clock). */
+export function queueJoinedEvent(visitor: Visitor, order: number, since: number): string {
+  return joinedText(visitor, String(order), String(since))
+}
+
+function joinedText(visitor: Visitor, order: string, since: string): string {
+  return `{"kind":"joined","order":${order},"since":${since},"visitor":${visitorJson(visitor)}}`
+}
+
+/**
+ * The 'joined' event cut around its order and since (which only the script
+ * knows): the script writes `[0] .. order .. [1] .. since .. [2]`, every
+ * other byte as queueJoinedEvent makes it.
+ */
+export function queueJoinedParts(visitor: Visitor): [string, string, string] {
+  return splitAt(joinedText(visitor, SLOT, SLOT), 3)
+}
+
+/** A marker no JSON text written here contains (JSON escapes control characters). */
+export const SLOT = '\u0000'
+
+/** `text` cut at its SLOT markers into exactly `n` parts. */
+export function splitAt(text: string, n: 2): [string, string]
+export function splitAt(text: string, n: 3): [string, string, string]
+export function splitAt(text: string, n: number): string[] {
+  const parts = text.split(SLOT)
+  if (parts.length !== n) throw new Error(`expected ${n - 1} slots, found ${parts.length - 1}`)
+  return parts
+}
 
 export function parseQueueEvent(message: string): QueueEvent | null {
   try {

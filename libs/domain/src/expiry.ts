@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis'
 import { encode } from '@switchboard/protocol'
 import { channels, keys } from './keys.js'
-import { runScript } from './scripts.js'
-import { envelope } from './events.js'
+import { envelope, queueRemovedEvent } from './events.js'
+import { chatHolder } from './chats.js'
+import { retrying } from './replies.js'
 import { redisMillis } from './time.js'
 
 /** Chats expired per sweep at most; the next sweep takes the rest. */
@@ -19,12 +20,25 @@ export async function sweepExpired(redis: Redis): Promise<number> {
   const due = await redis.zrangebyscore(keys.deadlines, '-inf', now, 'LIMIT', 0, SWEEP_BATCH)
   let expired = 0
   for (const chatId of due) {
-    const won = await runScript<number>(
-      redis,
-      'sbExpire',
-      [keys.deadlines, keys.chat(chatId), keys.messages(chatId), keys.queue, keys.clientIds(chatId), keys.receipts(chatId)],
-      [chatId, channels.chat(chatId), envelope('all', encode.chatExpired(chatId)), channels.queue, channels.agents],
-    )
+    const won = await retrying('sbExpire', async () => {
+      const { owner, userId } = await chatHolder(redis, chatId)
+      return redis.sbExpire(
+        keys.deadlines,
+        keys.chat(chatId),
+        keys.messages(chatId),
+        keys.queue,
+        keys.clientIds(chatId),
+        keys.receipts(chatId),
+        keys.agentChats(owner),
+        chatId,
+        channels.chat(chatId),
+        envelope('all', encode.chatExpired(chatId)),
+        channels.queue,
+        channels.agents,
+        owner,
+        queueRemovedEvent(chatId, userId),
+      )
+    })
     expired += won
   }
   return expired
@@ -40,7 +54,7 @@ export async function warnExpiring(redis: Redis, warnMs: number): Promise<number
   const soon = await redis.zrangebyscore(keys.deadlines, now + 1, now + warnMs, 'LIMIT', 0, SWEEP_BATCH)
   let warned = 0
   for (const chatId of soon) {
-    warned += await runScript<number>(redis, 'sbWarnExpiring', [keys.deadlines, keys.chat(chatId)], [chatId, warnMs, channels.chat(chatId)])
+    warned += await redis.sbWarnExpiring(keys.deadlines, keys.chat(chatId), chatId, warnMs, channels.chat(chatId))
   }
   return warned
 }

@@ -35,13 +35,6 @@ export const keys = {
   agentsOnline: `${TAG}:agents:online`,
 } as const
 
-/** The same key names (an agent id may hold any character, so each kind of key has its own prefix), for Lua scripts that find an agent's keys from a chat's fields. */
-export const LUA_AGENT_KEYS = `
-local function agentKey(id) return '${TAG}:agent:' .. id end
-local function agentChats(id) return '${TAG}:agent-chats:' .. id end
-local function agentSessions(id) return '${TAG}:agent-sessions:' .. id end
-`
-
 export const channels = {
   /** Frames for the participants of one chat, as `<to>|<frame>`. */
   chat: (chatId: string) => `sb:chat-events:${chatId}`,

@@ -2,7 +2,6 @@ import type { Redis } from 'ioredis'
 import type { QueuedVisitor } from '@switchboard/protocol'
 import { keys } from './keys.js'
 import { redisMillis } from './time.js'
-import { runScript } from './scripts.js'
 
 /**
  * The waiting visitors, first come first, with when they were queued and
@@ -43,7 +42,7 @@ export function queueLength(redis: Redis): Promise<number> {
  * waiting visitor: while any instance has one, the visitor keeps their place.
  */
 export async function waitingVisitorHere(redis: Redis, chatId: string, instance: string): Promise<void> {
-  await runScript(redis, 'sbWaitingVisitor', [keys.chat(chatId), keys.deadlines], [chatId, instance, 'here', 0])
+  await redis.sbWaitingVisitor(keys.chat(chatId), keys.deadlines, chatId, instance, 'here', 0)
 }
 
 /**
@@ -53,5 +52,5 @@ export async function waitingVisitorHere(redis: Redis, chatId: string, instance:
  * started now.
  */
 export async function waitingVisitorGone(redis: Redis, chatId: string, instance: string, leaveMs: number): Promise<boolean> {
-  return (await runScript<number>(redis, 'sbWaitingVisitor', [keys.chat(chatId), keys.deadlines], [chatId, instance, 'gone', leaveMs])) === 1
+  return (await redis.sbWaitingVisitor(keys.chat(chatId), keys.deadlines, chatId, instance, 'gone', leaveMs)) === 1
 }

@@ -41,6 +41,17 @@ const LONG = { chatTtlMs: 60_000 }
 const SHORT = { chatTtlMs: 150 }
 
 /**
+ * A publication as `<audience>|<frame>`: a script's data publication (a
+ * receipt, an unread count, an expiry warning) as the frame openEnvelope
+ * makes of it for the sockets; anything else as published.
+ */
+function asFrame(message: string): string {
+  if (!/^(receipt|unread|expiring):/.test(message)) return message
+  const opened = openEnvelope(message)
+  return opened === null ? message : `${opened.to}${opened.v2Only ? ':v2' : ''}|${opened.frame}`
+}
+
+/**
  * A private redis-server, a command connection, and everything published on
  * the chat channels and the queue channel. `take()` publishes a marker, waits
  * for it (so everything published before has arrived), and returns and
@@ -56,7 +67,7 @@ async function setup(t: Test) {
   let marker: (() => void) | undefined
   listener.subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => {
     if (message === 'marker') marker?.()
-    else chat.push(`${channel.slice(channels.chat('').length)} ${message}`)
+    else chat.push(`${channel.slice(channels.chat('').length)} ${asFrame(message)}`)
   })
   listener.subscriber.on('message', (_channel: string, message: string) => queue.push(message))
   await listener.subscriber.psubscribe(channels.chat('*'))
