@@ -9,7 +9,7 @@ import { sendHistory } from './history.js'
  * joining without one (takes the chat: SupportJoinedUser); a visitor joining
  * without one (the queue, or the conversation if an agent has it already).
  */
-export async function join(s: SessionContext, args: JoinArgsV2): Promise<void> {
+export async function joinChat(s: SessionContext, args: JoinArgsV2): Promise<void> {
   if (s.party !== undefined) throw new ProtocolError('ALREADY_JOINED')
   // Read the chat again: an agent may have joined since the socket opened.
   const chat = await getChat(s.redis, s.chatId)

@@ -8,7 +8,7 @@ import type { SessionContext } from './context.js'
 import { Delivery, type ControlFrameType, type DeliveryHost } from './delivery.js'
 import { CHAT_FRAME_PARSERS, type ArgsOf, type ChatFrame, type ChatFrameType } from './frames.js'
 import { loadMore } from './history.js'
-import { join } from './join.js'
+import { joinChat } from './join.js'
 import { sendMessage } from './messages.js'
 import type { ChatRouteOptions } from './options.js'
 import { ConversationSignals, type SignalsHost } from './signals.js'
@@ -166,7 +166,7 @@ export class ChatSession implements FrameHandlers<ChatFrame>, SessionContext, De
   async join(args: JoinArgsV2): Promise<void> {
     this.#joining = true
     try {
-      await join(this, args)
+      await joinChat(this, args)
     } catch (err) {
       // After the refusal itself, which the socket layer sends once this rejects.
       if (this.#deadlinePassed) setImmediate(() => this.#joinTimedOut())
