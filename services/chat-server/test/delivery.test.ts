@@ -158,6 +158,20 @@ t.test('a gap the store cannot fill is not read for again: the message is sent a
   t.ok(messages)
 })
 
+t.test('a gap the read only partly filled is read for once more before the message goes out as is', async (t) => {
+  const h = host()
+  const messages = await store(h.chatId, 3)
+  const d = new Delivery(h)
+  d.hold('User')
+  d.startAfter(1)
+  d.joined()
+  const five = stored(h.chatId, 5)
+  d.onPublication(envelope('all', five))
+  await h.sentCount(3)
+  t.same(h.sent, [v2(messages[1]!), v2(messages[2]!), v2(five)], 'what the store has, then the message after the gap')
+  t.equal(h.warnings.length, 2, 'the first read brought messages, so the gap left is read for again; the second brought none')
+})
+
 t.test('catchUp after the Redis subscriber was back: reads what was missed, then the frames held meanwhile', async (t) => {
   const h = host()
   const messages = await store(h.chatId, 3)
