@@ -151,7 +151,7 @@ t.test('token bucket per socket: RATE_LIMIT_BURST=5, RATE_LIMIT_PER_SECOND=1, RA
   })
 })
 
-t.test('MAX_SOCKETS_PER_CHAT=3: the 4th socket to join a chat → Error TOO_MANY_CONNECTIONS, close 1008; a freed seat is reusable', async (t) => {
+t.test('MAX_SOCKETS_PER_CHAT=3: the 4th socket to join a chat → Error TOO_MANY_CONNECTIONS, close 1008; a freed admission is reusable', async (t) => {
   const stack = await startStack(t, { env: { MAX_SOCKETS_PER_CHAT: '3' } })
   const nika = await stack.joinVisitor('Nika')
   const dodo = await stack.joinVisitor('Dodo')
@@ -186,7 +186,7 @@ t.test('MAX_SOCKETS_PER_CHAT=3: the 4th socket to join a chat → Error TOO_MANY
     const answer = await again.next((m) => m.json?.type === 'UserJoined' || m.json?.type === 'Error')
     joined = answer.json.type === 'UserJoined'
   }
-  t.ok(joined, 'a seat freed by a close is reused')
+  t.ok(joined, 'an admission freed by a close is reused')
 })
 
 t.test('MAX_SOCKETS_PER_CHAT: strangers who know a chatId cannot lock its visitor out', async (t) => {
@@ -201,7 +201,7 @@ t.test('MAX_SOCKETS_PER_CHAT: strangers who know a chatId cannot lock its visito
   }
   const visitor = await stack.socket(url)
   visitor.send(userJoin(nika))
-  t.equal((await visitor.nextOfType('UserJoined')).json.args.userId, nika.userId, 'the visitor still joins: only joined sockets take seats')
+  t.equal((await visitor.nextOfType('UserJoined')).json.args.userId, nika.userId, 'the visitor still joins: only joined sockets are counted')
 })
 
 t.test('MAX_SOCKETS_PER_IP=4: a 5th socket from one address → 429 before the upgrade, across chats', async (t) => {

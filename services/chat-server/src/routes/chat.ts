@@ -1,53 +1,17 @@
 import type {} from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
 import { Errors, SUBPROTOCOL_V2, isId } from '@switchboard/protocol'
-import type { ExpiryOptions } from '@switchboard/domain'
 import { SocketLogger, acceptAgent, sendError } from '@switchboard/server-kit'
-import { ChatSession } from '../chat-session.js'
+import { ChatSession } from '../chat/session.js'
+import { ChatSocketLimit } from '../chat/socket-limit.js'
+import type { ChatRouteOptions } from '../chat/options.js'
 import '../chat-channels.js'
 
-export interface ChatRouteOptions extends ExpiryOptions {
-  /** Longest ChatMessage content, in characters. */
-  maxMessageLength: number
-  /** Sockets that have joined one chat, on this instance. */
-  maxSocketsPerChat: number
-  /** A socket that has not joined this long after opening is closed (JOIN_TIMEOUT). */
-  joinTimeoutMs: number
-  /** How long a Typing start lasts without a stop. */
-  typingTimeoutMs: number
-  /** Chats an agent may hold (0: no limit): an agent's first Join of a waiting visitor takes a seat. */
-  maxChatsPerAgent: number
-  /** This instance's holder id (ChatChannels), given to appendMessage; set by the route. */
-  holder?: string
-}
-
-/**
- * Seats on a chat, taken by sockets that have joined it (proved who they
- * are). Sockets that never join take none, and a Join that is refused
- * (IDENTITY_MISMATCH, ALREADY_CLAIMED, …) gives its seat back, so neither a
- * leaked chatId nor a userId read off the queue can be used to fill a chat
- * and lock its visitor or agent out; such sockets are bounded per IP, and
- * closed once JOIN_TIMEOUT_SECONDS pass without a Join that succeeded.
- */
-export class ChatSeats {
-  readonly #taken = new Map<string, number>()
-  constructor(private readonly max: number) {}
-  take(chatId: string): boolean {
-    const n = this.#taken.get(chatId) ?? 0
-    if (n >= this.max) return false
-    this.#taken.set(chatId, n + 1)
-    return true
-  }
-  release(chatId: string): void {
-    const n = (this.#taken.get(chatId) ?? 1) - 1
-    if (n > 0) this.#taken.set(chatId, n)
-    else this.#taken.delete(chatId)
-  }
-}
+export type { ChatRouteOptions } from '../chat/options.js'
 
 /** WebSocket `/chat/:chatId`: the conversation between one visitor and one agent. */
 export async function chatRoute(app: FastifyInstance, opts: ChatRouteOptions) {
-  const seats = new ChatSeats(opts.maxSocketsPerChat)
+  const socketLimit = new ChatSocketLimit(opts.maxSocketsPerChat)
   const sessions = new Set<ChatSession>()
   const sessionOpts: ChatRouteOptions = { ...opts, holder: app.chatChannels.holder }
   // After Redis was away, this instance holds its chats again (a failover may have lost a
@@ -95,7 +59,7 @@ export async function chatRoute(app: FastifyInstance, opts: ChatRouteOptions) {
       const log = new SocketLogger(app.log, { reqId: req.id, chatId, ...(req.agent ? { agentId: req.agent.agentId } : {}) })
       // A client that offered the switchboard.v2 subprotocol (and got it) speaks v2; any other, seed 004.
       const version = socket.protocol === SUBPROTOCOL_V2 ? 2 : 1
-      app.serveSocket(socket, req, new ChatSession(app, socket, chatId, log, sessionOpts, req.agent, seats, version, sessions))
+      app.serveSocket(socket, req, new ChatSession({ app, socket, chatId, log, opts: sessionOpts, agent: req.agent, socketLimit, version, sessions }))
     },
   )
 }

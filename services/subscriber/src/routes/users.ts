@@ -31,6 +31,16 @@ const parsers: Record<1 | 2, FrameParser<QueueFrame>> = {
   2: compileFrameParser(QueueClientFramesV2) as FrameParser<QueueFrame>,
 }
 
+type QueueHandler<T extends QueueFrame['type']> = (session: AgentSession, args: Extract<QueueFrame, { type: T }>['args']) => Promise<void>
+
+/** Each queue frame type's handler. */
+const QUEUE_FRAME_HANDLERS: { readonly [T in QueueFrame['type']]: QueueHandler<T> } = {
+  Load: (s) => s.load(),
+  JoinUser: (s, args) => s.claim(args),
+  SetStatus: (s, args) => s.setStatus(args.status),
+  TransferChat: (s, args) => s.transfer(args),
+}
+
 export interface UsersRouteOptions extends ExpiryOptions {
   maxChatsPerAgent: number
   /** How long an agent's record outlives their presence (AGENT_FORGET_AFTER_SECONDS). */
@@ -43,7 +53,7 @@ export async function usersRoute(app: FastifyInstance, opts: UsersRouteOptions) 
   app.get('/users', { websocket: true, preValidation: requireAgent }, (socket, req) => {
     const log = new SocketLogger(app.log, { reqId: req.id, ...(req.agent ? { agentId: req.agent.agentId } : {}) })
     const version = socket.protocol === SUBPROTOCOL_V2 ? 2 : 1
-    const session = new AgentSession(app, socket, log, req.agent, version, opts)
+    const session = new AgentSession({ app, socket, log, agent: req.agent, version, opts })
     app.serveSocket(socket, req, {
       kind: 'queue',
       log,
@@ -53,6 +63,18 @@ export async function usersRoute(app: FastifyInstance, opts: UsersRouteOptions) 
       onClose: () => session.close(),
     })
   })
+}
+
+/** What an agent's queue socket session is made with. */
+interface AgentSessionDeps {
+  app: FastifyInstance
+  socket: WebSocket
+  log: FastifyBaseLogger
+  /** The agent the handshake's token named; null with AGENT_AUTH=off. */
+  agent: AgentIdentity | null
+  /** 1: seed 004; 2: switchboard.v2. */
+  version: 1 | 2
+  opts: UsersRouteOptions
 }
 
 class AgentSession {
@@ -67,14 +89,20 @@ class AgentSession {
   /** How the presence registry sees this socket. */
   readonly #presence: AgentSocket
 
-  constructor(
-    private readonly app: FastifyInstance,
-    private readonly socket: WebSocket,
-    private readonly log: FastifyBaseLogger,
-    private readonly agent: AgentIdentity | null,
-    private readonly version: 1 | 2,
-    private readonly opts: UsersRouteOptions,
-  ) {
+  private readonly app: FastifyInstance
+  private readonly socket: WebSocket
+  private readonly log: FastifyBaseLogger
+  private readonly agent: AgentIdentity | null
+  private readonly version: 1 | 2
+  private readonly opts: UsersRouteOptions
+
+  constructor({ app, socket, log, agent, version, opts }: AgentSessionDeps) {
+    this.app = app
+    this.socket = socket
+    this.log = log
+    this.agent = agent
+    this.version = version
+    this.opts = opts
     this.#presence = {
       // Without a token every socket is its own anonymous agent: counted, never listed.
       agentId: agent?.agentId ?? `anonymous:${newId()}`,
@@ -91,16 +119,7 @@ class AgentSession {
   }
 
   handle(frame: QueueFrame): Promise<void> {
-    switch (frame.type) {
-      case 'Load':
-        return this.load()
-      case 'JoinUser':
-        return this.claim(frame.args)
-      case 'SetStatus':
-        return this.setStatus(frame.args.status)
-      case 'TransferChat':
-        return this.transfer(frame.args)
-    }
+    return (QUEUE_FRAME_HANDLERS[frame.type] as QueueHandler<QueueFrame['type']>)(this, frame.args)
   }
 
   /** Sends each waiting visitor as a bare frame, oldest first, then streams UserJoined / RemoveUser. */

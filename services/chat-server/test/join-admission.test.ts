@@ -20,7 +20,7 @@ async function refusedJoin(socket: TestSocket, frame: unknown): Promise<string |
   return errorOf(await socket.next())
 }
 
-t.test('MAX_SOCKETS_PER_CHAT=8: sockets whose Join was refused hold no seat, so they lock out neither the visitor nor the claiming agent', async (t) => {
+t.test('MAX_SOCKETS_PER_CHAT=8: sockets whose Join was refused are not admitted to the chat, so they lock out neither the visitor nor the claiming agent', async (t) => {
   const stack = await startStack(t, { env: { AGENT_AUTH: 'on', MAX_SOCKETS_PER_CHAT: '8' } })
   const visitor = await stack.joinVisitor('Nika')
   const url = chatUrl(stack, visitor)
@@ -35,8 +35,8 @@ t.test('MAX_SOCKETS_PER_CHAT=8: sockets whose Join was refused hold no seat, so 
   consoleA.send(joinUser(visitor))
   await consoleA.nextOfType('RemoveUser')
 
-  // 12 sockets (more than the 8 seats), every one answering pings, every Join refused:
-  // the kinds of refusal that come after the frame's own checks, where seats were taken.
+  // 12 sockets (more than the 8 admitted), every one answering pings, every Join refused:
+  // the kinds of refusal that come after the frame's own checks, where the admission was taken.
   const refusals: { frame: unknown; code: string }[] = [
     { frame: agentJoin(visitor, { supportUserName: 'Boris' }), code: 'ALREADY_CLAIMED' },
     { frame: agentJoin(visitor, { supportId: '0'.repeat(32), supportUserName: 'Boris' }), code: 'IDENTITY_MISMATCH' },
@@ -45,15 +45,15 @@ t.test('MAX_SOCKETS_PER_CHAT=8: sockets whose Join was refused hold no seat, so 
   const attackers: TestSocket[] = []
   for (let i = 0; i < 12; i++) {
     const { frame, code } = refusals[i % refusals.length]!
-    // The visitor-side Join needs no token (a token would be refused earlier, seat or no seat).
+    // The visitor-side Join needs no token (a token would be refused earlier, admitted or not).
     const socket = await stack.socket(url, 'pong:support', code === 'IDENTITY_MISMATCH' && i % 3 === 2 ? {} : { token: tokenB })
     t.equal(await refusedJoin(socket, frame), code, `attacker ${i + 1}: ${code}`)
-    // And once more on the same socket: a second refused Join takes no second seat either.
+    // And once more on the same socket: a second refused Join takes no second admission either.
     t.equal(await refusedJoin(socket, frame), code, `attacker ${i + 1}, again: ${code}`)
     attackers.push(socket)
   }
 
-  // The visitor reloads: 3 tabs of theirs join (3 of the 8 seats; the first socket holds one too).
+  // The visitor reloads: 3 tabs of theirs join (3 of the 8 admissions; the first socket holds one too).
   for (let i = 0; i < 3; i++) {
     const tab = await stack.socket(url, 'pong:user')
     tab.send(userJoin(visitor))
@@ -70,7 +70,7 @@ t.test('MAX_SOCKETS_PER_CHAT=8: sockets whose Join was refused hold no seat, so 
   agentA2.send(agentJoin(visitor, { supportId: joined.json.args.supportId }))
   t.equal((await agentA2.nextOfType('ChatHistory')).json.type, 'ChatHistory', 'A’s second console re-joins')
 
-  // The attackers are all still open (they answer pings): the seats are still counted right.
+  // The attackers are all still open (they answer pings): the admissions are still counted right.
   t.equal(attackers.filter((s) => s.ws.readyState === s.ws.OPEN).length, 12, 'the refused sockets are still open')
   // 1 + 3 visitor sockets and 2 agent sockets are 6 of 8: two more joins fit, the next is refused.
   const more: string[] = []
@@ -80,7 +80,7 @@ t.test('MAX_SOCKETS_PER_CHAT=8: sockets whose Join was refused hold no seat, so 
     const answer = await tab.next((m) => m.json?.type === 'SupportJoinedUser' || m.json?.type === 'Error')
     more.push(errorOf(answer) ?? answer.json.type)
   }
-  t.strictSame(more, ['SupportJoinedUser', 'SupportJoinedUser', 'TOO_MANY_CONNECTIONS'], 'exactly 8 seats, taken by sockets that joined')
+  t.strictSame(more, ['SupportJoinedUser', 'SupportJoinedUser', 'TOO_MANY_CONNECTIONS'], 'exactly 8 admitted, all sockets that joined')
 })
 
 t.test('JOIN_TIMEOUT_SECONDS: a socket that has not joined in time is closed with 4408 JOIN_TIMEOUT; a joined one stays', async (t) => {
