@@ -1,28 +1,22 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
-import { encode, encodeV2, isStoredMessage, storedSeq, type Party } from '@switchboard/protocol'
+import { encode, encodeV2, frameTypeOf, isStoredMessage, storedSeq, type Party } from '@switchboard/protocol'
 import { lastSeq, openEnvelope, readMessages, type OpenedEnvelope } from '@switchboard/domain'
 import { sideOf, type Side } from './party.js'
-
-const CHAT_EXPIRED_PREFIX = '{"type":"ChatExpired"'
-const SUPPORT_JOINED_PREFIX = '{"type":"SupportJoinedUser"'
-const USER_JOINED_PREFIX = '{"type":"UserJoined"'
-const CHAT_UNASSIGNED_PREFIX = '{"type":"ChatUnassigned"'
 
 /** Live frames that change the state of the socket receiving them, not only its screen. */
 export type ControlFrameType = 'ChatExpired' | 'SupportJoinedUser' | 'UserJoined' | 'ChatUnassigned'
 
+const CONTROL_FRAME_TYPES: ReadonlySet<string> = new Set<ControlFrameType>(['ChatExpired', 'SupportJoinedUser', 'UserJoined', 'ChatUnassigned'])
+
 /**
  * The type of a live frame (not a stored message) when it is a control
- * frame, else undefined: the one place a live frame's type is read off its
- * text, by prefix, without parsing it.
+ * frame, else undefined: the one place a live frame's type is read, off its
+ * first bytes (frameTypeOf), without parsing it.
  */
 export function controlFrameType(frame: string): ControlFrameType | undefined {
-  if (frame.startsWith(CHAT_EXPIRED_PREFIX)) return 'ChatExpired'
-  if (frame.startsWith(CHAT_UNASSIGNED_PREFIX)) return 'ChatUnassigned'
-  if (frame.startsWith(SUPPORT_JOINED_PREFIX)) return 'SupportJoinedUser'
-  if (frame.startsWith(USER_JOINED_PREFIX)) return 'UserJoined'
-  return undefined
+  const type = frameTypeOf(frame)
+  return type !== undefined && CONTROL_FRAME_TYPES.has(type) ? (type as ControlFrameType) : undefined
 }
 
 /** How long a failed read of missed messages waits before it is tried again. */

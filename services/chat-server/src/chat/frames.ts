@@ -1,25 +1,7 @@
-import {
-  ChatClientFrames,
-  ChatClientFramesV2,
-  compileFrameParser,
-  type ChatMessageArgsV2,
-  type EndChatArgs,
-  type FrameParser,
-  type JoinArgsV2,
-  type LoadMoreArgs,
-  type ReceiptArgs,
-  type TypingArgs,
-} from '@switchboard/protocol'
+import { ChatClientFrames, ChatClientFramesV2, compileFrameParser, type ChatClientFrameV2, type FrameParser } from '@switchboard/protocol'
 
-/** A frame of either version; v1 frames are a subset of v2's. */
-export type ChatFrame =
-  | { type: 'Join'; args: JoinArgsV2 }
-  | { type: 'ChatMessage'; args: ChatMessageArgsV2 }
-  | { type: 'LoadMore'; args: LoadMoreArgs }
-  | { type: 'Typing'; args: TypingArgs }
-  | { type: 'Received'; args: ReceiptArgs }
-  | { type: 'Read'; args: ReceiptArgs }
-  | { type: 'EndChat'; args: EndChatArgs }
+/** A client frame of either version (the registry's); v1 frames are a subset of v2's. */
+export type ChatFrame = ChatClientFrameV2
 
 export type ChatFrameType = ChatFrame['type']
 export type ArgsOf<T extends ChatFrameType> = Extract<ChatFrame, { type: T }>['args']

@@ -1,7 +1,8 @@
 import type { Party } from '@switchboard/protocol'
+import type { Reader } from '@switchboard/domain'
 
 /** A party as @switchboard/domain writes it ('user' | 'support', its Reader and envelope audiences). */
-export type Side = 'user' | 'support'
+export type Side = Reader
 
 /** The other participant of a chat. */
 export const otherParty = (party: Party): Party => (party === 'User' ? 'Support' : 'User')

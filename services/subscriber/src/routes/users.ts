@@ -12,6 +12,7 @@ import {
   type AgentStatus,
   type FrameParser,
   type JoinUserArgs,
+  type QueueClientFrameV2,
   type TransferChatArgs,
 } from '@switchboard/protocol'
 import { claimVisitor, listQueue, newId, setAgentStatus, transferChat, type ExpiryOptions, type QueueEvent } from '@switchboard/domain'
@@ -19,16 +20,13 @@ import { SocketLogger, requireAgent, type AgentIdentity } from '@switchboard/ser
 import type { QueueFrames, QueueListener } from '../plugins/queue-feed.js'
 import type { AgentSocket } from '../plugins/agents.js'
 
-type QueueFrame =
-  | { type: 'Load'; args: Record<string, never> }
-  | { type: 'JoinUser'; args: JoinUserArgs }
-  | { type: 'SetStatus'; args: { status: AgentStatus } }
-  | { type: 'TransferChat'; args: TransferChatArgs }
+/** A client frame of either version (the registry's); v1 frames are a subset of v2's. */
+type QueueFrame = QueueClientFrameV2
 
 // v1 accepts only seed 004's frame types.
 const parsers: Record<1 | 2, FrameParser<QueueFrame>> = {
-  1: compileFrameParser(QueueClientFrames) as FrameParser<QueueFrame>,
-  2: compileFrameParser(QueueClientFramesV2) as FrameParser<QueueFrame>,
+  1: compileFrameParser(QueueClientFrames),
+  2: compileFrameParser(QueueClientFramesV2),
 }
 
 type QueueHandler<T extends QueueFrame['type']> = (session: AgentSession, args: Extract<QueueFrame, { type: T }>['args']) => Promise<void>
