@@ -7,7 +7,8 @@ import websocket from '@fastify/websocket'
 import { WebSocket, WebSocketServer } from 'ws'
 import { Redis } from 'ioredis'
 import { coalesceWrites, detachUpgradeResponse, tcpSocketOf, textFrameBytes, writeFrameBytes } from '@switchboard/server-kit'
-import { startRedis } from '@switchboard/testing'
+import { connectRedis } from '@switchboard/domain'
+import { startRedis, startRedisCluster } from '@switchboard/testing'
 
 // Each private API the adapter uses, checked against the installed ws, Node,
 // @fastify/websocket and ioredis: an upgrade that breaks one fails here.
@@ -104,4 +105,27 @@ t.test("ioredis: sendCommand is patchable, stream is a corkable net.Socket, and 
   await new Promise((resolve) => setImmediate(resolve))
   t.equal(coalesced.writes(), 1, "the turn's 10 commands left in one write")
   t.same(await first, Array.from({ length: 10 }, (_, i) => `v${i}`), 'and each was answered')
+})
+
+t.test("ioredis Cluster: each node's connection appears as a Redis on '+node', and the node's commands go through its sendCommand", async (t) => {
+  const cluster = await startRedisCluster(t, 3)
+  const seen: Redis[] = []
+  let throughPatch = 0
+  const redis = connectRedis({ clusterNodes: cluster.nodes.map((node) => node.url) }, { warn() {}, info() {} }, {
+    onCommandConnection(client) {
+      seen.push(client)
+      const send = client.sendCommand
+      client.sendCommand = function (this: Redis, ...args: Parameters<Redis['sendCommand']>) {
+        throughPatch++
+        return send.apply(this, args)
+      }
+    },
+  })
+  t.teardown(() => redis.close())
+  await once(redis.commands, 'ready')
+  await redis.commands.set('{sb}k', 'v')
+  t.equal(await redis.commands.get('{sb}k'), 'v')
+  t.ok(seen.length > 0, `node connections seen (${seen.length})`)
+  t.ok(seen.every((client) => client instanceof Redis), 'each is a Redis client')
+  t.ok(throughPatch >= 2, `the SET and the GET went through a node's sendCommand (${throughPatch})`)
 })
