@@ -14,8 +14,9 @@
  * Env: PORT, HEARTBEAT_INTERVAL_MS (default: no heartbeat).
  */
 import { createServer } from 'node:http'
-import type { Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
+// Types-only module: loads neither fastify nor ioredis into the relay.
+import { writeFrameBytes } from '@switchboard/server-kit/private-apis'
 
 const port = Number(process.env.PORT ?? 9300)
 const heartbeatMs = Number(process.env.HEARTBEAT_INTERVAL_MS ?? 0)
@@ -37,7 +38,7 @@ if (heartbeatMs > 0) {
   setInterval(() => {
     const slot = slots[tick]!
     tick = (tick + 1) % SLOTS
-    slot.forEach((socket) => (socket as unknown as { _socket: Socket })._socket.write(PING_WIRE))
+    slot.forEach((socket) => writeFrameBytes(socket, PING_WIRE))
   }, heartbeatMs / SLOTS)
 }
 

@@ -24,7 +24,17 @@ const COMMAND_TIMEOUT_MS = 2000
 /** Where Redis is: one server's URL, or some nodes of a Redis Cluster (as `redis(s)://` URLs). */
 export type RedisTarget = string | { readonly clusterNodes: readonly string[] }
 
-export function connectRedis(target: RedisTarget, log: RedisLogger): RedisConnections {
+export interface ConnectRedisOptions {
+  /**
+   * Called with each connection commands are sent over: the command client
+   * of one server, or each node's connection of a cluster client as it
+   * appears. server-kit passes its `coalesceWrites` here (domain knows no
+   * private ioredis APIs). @default none
+   */
+  onCommandConnection?(client: Redis): void
+}
+
+export function connectRedis(target: RedisTarget, log: RedisLogger, options: ConnectRedisOptions = {}): RedisConnections {
   const shared: RedisOptions = {
     // Reconnect forever, backing off to at most 2 s between attempts.
     retryStrategy: (times) => Math.min(times * 100, 2000),
@@ -51,9 +61,12 @@ export function connectRedis(target: RedisTarget, log: RedisLogger): RedisConnec
     subscriber = clusterClient(target.clusterNodes, subscriberOptions, {}) as unknown as Redis
   }
   defineScripts(commands)
-  if (commands instanceof Redis) coalesceWrites(commands)
-  // A cluster client sends each command through the connection of the node that serves it.
-  else (commands as unknown as Cluster).on('+node', (node: Redis) => coalesceWrites(node))
+  const onCommandConnection = options.onCommandConnection
+  if (onCommandConnection !== undefined) {
+    if (commands instanceof Redis) onCommandConnection(commands)
+    // A cluster client sends each command through the connection of the node that serves it.
+    else (commands as unknown as Cluster).on('+node', (node: Redis) => onCommandConnection(node))
+  }
 
   for (const [role, client] of [['commands', commands], ['subscriber', subscriber]] as const) {
     let down = false
@@ -78,32 +91,6 @@ export function connectRedis(target: RedisTarget, log: RedisLogger): RedisConnec
       commands.disconnect()
       subscriber.disconnect()
     },
-  }
-}
-
-/**
- * Commands sent in one turn of the event loop (for every frame read from
- * every socket in it) leave in one write: the connection is corked at the
- * first and uncorked once the turn's I/O callbacks have run (setImmediate).
- * Redis reads them at once and answers them with one write, so under load a
- * message costs a fraction of a system call on each side instead of one.
- * Unlike ioredis's enableAutoPipelining, each command is sent as soon as the
- * turn ends (no waiting for the previous batch's replies) and answered alone.
- */
-function coalesceWrites(client: Redis): void {
-  const send = client.sendCommand
-  let corked = false
-  client.sendCommand = function (this: Redis, ...args: Parameters<Redis['sendCommand']>) {
-    if (!corked && this.status === 'ready') {
-      const stream = this.stream
-      corked = true
-      stream.cork()
-      setImmediate(() => {
-        corked = false
-        stream.uncork()
-      })
-    }
-    return send.apply(this, args)
   }
 }
 

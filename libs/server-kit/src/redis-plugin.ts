@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { PubSub, connectRedis, waitUntilReady, type RedisConnections } from '@switchboard/domain'
+import { coalesceWrites } from './private-apis.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -53,7 +54,8 @@ const readySchema = {
  */
 export const redisPlugin = fp(
   async function redisPlugin(app: FastifyInstance, opts: RedisPluginOptions) {
-    const redis = connectRedis(opts.clusterNodes ? { clusterNodes: opts.clusterNodes } : opts.url, app.log)
+    // Commands sent in one turn leave in one write (see coalesceWrites).
+    const redis = connectRedis(opts.clusterNodes ? { clusterNodes: opts.clusterNodes } : opts.url, app.log, { onCommandConnection: coalesceWrites })
     // Said once at start, so an operator sees which Redis holds the chats (never its password).
     const target = (opts.clusterNodes ?? [opts.url]).map(redactUrl).join(',')
     app.log.info({ redis: target }, 'using redis')

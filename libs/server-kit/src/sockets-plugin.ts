@@ -3,12 +3,15 @@ import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
 import { WebSocket, type RawData } from 'ws'
-import { Errors, PING, PONGS, ProtocolError, SUBPROTOCOL_V2, encode, type ErrorCode, type ErrorSpec, type FrameParser } from '@switchboard/protocol'
+import { Errors, ProtocolError, SUBPROTOCOL_V2, encode, type ErrorCode, type ErrorSpec, type FrameParser } from '@switchboard/protocol'
 import { isRedisUnavailable } from '@switchboard/domain'
 import { TokenBucket } from './token-bucket.js'
-import { sendHttpError } from './http-errors.js'
 import type { SocketKind } from './metrics-plugin.js'
 import { SocketLogger } from './socket-logger.js'
+import { heartbeatSlots, startHeartbeat } from './heartbeat.js'
+import { isPongFrame, wireOf } from './text-frames.js'
+import { limitSocketsPerIp } from './connection-limits.js'
+import { detachUpgradeResponse, writeFrameBytes } from './private-apis.js'
 
 export interface SocketsPluginOptions {
   /** How often every socket gets `ping`. */
@@ -80,102 +83,6 @@ interface AppWebSocket extends WebSocket {
   served: Served | undefined
 }
 
-/** At most this many heartbeat slots: each tick of the one timer pings one slot. */
-const MAX_HEARTBEAT_SLOTS = 20
-/** Ticks closer than this cost more in timer overhead than they save (timers have 1 ms resolution). */
-const MIN_HEARTBEAT_TICK_MS = 5
-/** `ping`, encoded once: every heartbeat sends these same bytes, as a text frame. */
-const PING_FRAME = Buffer.from(PING)
-const TEXT_FRAME = { binary: false } as const
-/** The whole WebSocket frame of `ping` as a server sends it: FIN + text opcode, unmasked, its length, the text. */
-const PING_WIRE = textFrameBytes(PING)
-/** The pongs as bytes, so a pong is recognised without decoding it. */
-const PONG_BYTES = Object.values(PONGS).map((pong) => Buffer.from(pong))
-
-/**
- * Writes a whole frame's bytes straight to the socket's TCP connection: the
- * same bytes ws would write, without ws building the frame again for each
- * socket. ws writes every frame whole (its sender never queues here: no
- * compression, no Blobs), so these bytes cannot land inside another frame.
- * False when there is no connection to write to (the caller goes through ws).
- */
-function writeWire(socket: WebSocket, wire: Buffer): boolean {
-  const tcp = (socket as unknown as { _socket?: Socket | null })._socket
-  if (!tcp?.writable) return false
-  tcp.write(wire)
-  return true
-}
-
-/** Sends `ping` (not counted as a frame sent, as before). */
-function sendPing(socket: WebSocket): void {
-  if (!writeWire(socket, PING_WIRE)) socket.send(PING_FRAME, TEXT_FRAME)
-}
-
-/**
- * A text frame as a server writes it (RFC 6455 §5.2): FIN and the text
- * opcode, no mask, the payload's length in 7, 16 or 64 bits, then the text
- * as UTF-8 — byte for byte what ws writes for `send(text)`.
- */
-export function textFrameBytes(text: string): Buffer {
-  const length = Buffer.byteLength(text)
-  const header = length < 126 ? 2 : length < 0x10000 ? 4 : 10
-  const wire = Buffer.allocUnsafe(header + length)
-  wire[0] = 0x81
-  if (header === 2) wire[1] = length
-  else if (header === 4) {
-    wire[1] = 126
-    wire.writeUInt16BE(length, 2)
-  } else {
-    wire[1] = 127
-    wire.writeUInt32BE(Math.floor(length / 0x100000000), 2)
-    wire.writeUInt32BE(length >>> 0, 6)
-  }
-  wire.write(text, header, 'utf8')
-  return wire
-}
-
-/** Frames up to this size are kept as the last frame's bytes; a larger one (a long history) goes to one socket only. */
-const MAX_SHARED_FRAME_BYTES = 16 * 1024
-
-/**
- * The last text frame sent, as bytes. A frame that goes to many sockets (a
- * queue event to every agent, a chat message to both participants) is sent
- * to them one right after another as the very same string: it is encoded
- * once, and each socket gets the same bytes.
- */
-let lastText: string | undefined
-let lastWire: Buffer = Buffer.alloc(0)
-
-function wireOf(text: string): Buffer {
-  if (text === lastText) return lastWire
-  const wire = textFrameBytes(text)
-  if (wire.length <= MAX_SHARED_FRAME_BYTES) {
-    lastText = text
-    lastWire = wire
-  }
-  return wire
-}
-
-/** True for `pong:user` / `pong:support`, read from the frame's bytes. */
-function isPongFrame(data: unknown): boolean {
-  if (!Buffer.isBuffer(data)) return false
-  for (const pong of PONG_BYTES) if (data.length === pong.length && data.equals(pong)) return true
-  return false
-}
-
-/**
- * How many slots the sockets are spread over so that a tick pings 1/S of
- * them, not all at once: the most (up to 20) that divide the interval into
- * whole milliseconds of at least 5 ms, so every socket is still pinged
- * exactly once per interval. 1 when none does (e.g. a prime interval).
- */
-export function heartbeatSlots(intervalMs: number): number {
-  for (let slots = MAX_HEARTBEAT_SLOTS; slots > 1; slots--) {
-    if (intervalMs % slots === 0 && intervalMs / slots >= MIN_HEARTBEAT_TICK_MS) return slots
-  }
-  return 1
-}
-
 declare module 'fastify' {
   interface FastifyInstance {
     /**
@@ -197,7 +104,6 @@ export const socketsPlugin = fp(
     const slots = Array.from({ length: heartbeatSlots(opts.heartbeatIntervalMs) }, () => new Set<Served>())
     let nextSlot = 0
     const socketCount = () => slots.reduce((n, slot) => n + slot.size, 0)
-    const perIp = new Map<string, number>()
     /** Frame handling not finished yet, on any socket (closed ones too): shutdown waits for it. */
     const busy = new Set<Promise<void>>()
     /** Shutting down: no frame is read any more. */
@@ -228,7 +134,7 @@ export const socketsPlugin = fp(
         }
         metrics.frameSent(this, data)
         // A text frame is written as bytes encoded once for every socket it goes to.
-        if (typeof data === 'string' && options === undefined && cb === undefined && this.readyState === this.OPEN && writeWire(this, wireOf(data))) return
+        if (typeof data === 'string' && options === undefined && cb === undefined && this.readyState === this.OPEN && writeFrameBytes(this, wireOf(data))) return
         ;(super.send as (data: unknown, options?: unknown, cb?: unknown) => void)(data, options, cb)
       }
 
@@ -363,38 +269,7 @@ export const socketsPlugin = fp(
         leftovers.unref()
       },
     })
-    const connections = new Set<Socket>()
-    /** The address a connection's upgrade was counted under, until the connection closes. */
-    const countedIp = new WeakMap<Socket, string>()
-    // One listener function for every connection (`this` is the connection).
-    function onConnectionClose(this: Socket): void {
-      connections.delete(this)
-      const ip = countedIp.get(this)
-      if (ip === undefined) return
-      const left = (perIp.get(ip) ?? 1) - 1
-      if (left > 0) perIp.set(ip, left)
-      else perIp.delete(ip)
-    }
-    app.server.on('connection', (connection: Socket) => {
-      connections.add(connection)
-      connection.on('close', onConnectionClose)
-    })
-
-    // After @fastify/websocket's own hook, so a refused upgrade's socket is
-    // destroyed by it. Counted where checked, and released when the TCP
-    // connection closes, so simultaneous upgrades cannot all slip under the limit.
-    app.addHook('onRequest', async (req, reply) => {
-      if (req.headers.upgrade?.toLowerCase() !== 'websocket') return
-      const ip = req.ip
-      if ((perIp.get(ip) ?? 0) >= opts.maxSocketsPerIp) {
-        req.log.warn('too many sockets from one address')
-        return sendHttpError(reply, 'TOO_MANY_CONNECTIONS')
-      }
-      // One count per connection: a second upgrade on it (refused by ws) does not count again.
-      if (countedIp.has(req.raw.socket)) return
-      perIp.set(ip, (perIp.get(ip) ?? 0) + 1)
-      countedIp.set(req.raw.socket, ip)
-    })
+    const connections = limitSocketsPerIp(app, opts.maxSocketsPerIp)
 
     // An upgrade answered with anything but 101 (401, 403, 429, 404…) is an HTTP
     // response on a connection @fastify/websocket destroys once it is sent: said
@@ -403,27 +278,7 @@ export const socketsPlugin = fp(
       if (req.ws) reply.header('connection', 'close')
     })
 
-    // One timer for every socket, ticking S times per interval: each tick
-    // pings one slot and closes its idle sockets, so 20,000 sockets cost
-    // 20,000/S sends per tick rather than one burst of 20,000 per interval.
-    // Each socket is still visited once per interval, as with one big tick.
-    let tick = 0
-    const heartbeat = setInterval(() => {
-      const slot = slots[tick]!
-      tick = (tick + 1) % slots.length
-      const now = Date.now()
-      // forEach, not for…of: no iterator result per socket per tick.
-      slot.forEach((served) => {
-        const socket = served.socket
-        if (now - served.lastSeen >= opts.idleTimeoutMs) {
-          socket.close(Errors.IDLE_TIMEOUT.closeCode, 'idle timeout')
-          slot.delete(served)
-        } else if (socket.readyState === WebSocket.OPEN) {
-          sendPing(socket)
-        }
-      })
-    }, opts.heartbeatIntervalMs / slots.length)
-    heartbeat.unref()
+    const heartbeat = startHeartbeat(slots, opts.heartbeatIntervalMs, opts.idleTimeoutMs)
     app.addHook('onClose', async () => clearInterval(heartbeat))
 
     /** Resolves once no frame is being handled (none is taken in while draining). */
@@ -467,8 +322,7 @@ export const socketsPlugin = fp(
  */
 function releaseUpgrade(socket: WebSocket, req: FastifyRequest, ours: (...args: never[]) => void): void {
   for (const listener of socket.listeners('error')) if (listener !== ours) socket.removeListener('error', listener as (...args: unknown[]) => void)
-  const tcp = req.raw.socket as Socket & { _httpMessage?: { detachSocket?(socket: Socket): void } | null }
-  tcp._httpMessage?.detachSocket?.(tcp)
+  detachUpgradeResponse(req.raw.socket)
 }
 
 /** Waits for `work` at most `ms`; true when it finished in time. */

@@ -1,130 +1,5 @@
-import { connect, type Socket } from 'node:net'
-import { createHash, randomBytes } from 'node:crypto'
-
-/**
- * A raw WebSocket client over node:net, in the style of ws's own tests: it
- * does the HTTP/1.1 Upgrade handshake itself and writes frames built byte by
- * byte, so a test can send what no real client library would (unmasked
- * frames, reserved bits and opcodes, lying lengths, broken UTF-8, …) and see
- * exactly what the server answers and how it closes.
- */
-
-const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
-
-export const Opcode = {
-  CONTINUATION: 0x0,
-  TEXT: 0x1,
-  BINARY: 0x2,
-  CLOSE: 0x8,
-  PING: 0x9,
-  PONG: 0xa,
-} as const
-
-/** A frame to write, field by field. Every field can be wrong on purpose. */
-export interface FrameSpec {
-  /** @default true */
-  fin?: boolean
-  rsv1?: boolean
-  rsv2?: boolean
-  rsv3?: boolean
-  /** 4 bits; anything 0x0..0xF, reserved ones included. */
-  opcode: number
-  /**
-   * true (default): a random masking key, as every client frame must have;
-   * a Buffer: that 4-byte key; false: unmasked (a protocol error from a client).
-   */
-  mask?: boolean | Buffer
-  payload?: Buffer | string
-  /**
-   * The payload length to put in the header instead of the real one. Its
-   * encoding (7-bit, 16-bit or 64-bit) follows the value unless
-   * `lengthEncoding` says otherwise. Only the real payload is written.
-   */
-  lengthOverride?: number | bigint
-  /** Force the length encoding: 7 (0..125), 16 (126 + 2 bytes) or 64 (127 + 8 bytes). */
-  lengthEncoding?: 7 | 16 | 64
-}
-
-/** The bytes of one frame. */
-export function frame(spec: FrameSpec): Buffer {
-  const payload = typeof spec.payload === 'string' ? Buffer.from(spec.payload) : (spec.payload ?? Buffer.alloc(0))
-  const declared = BigInt(spec.lengthOverride ?? payload.length)
-  const encoding = spec.lengthEncoding ?? (declared < 126n ? 7 : declared < 65536n ? 16 : 64)
-  const maskKey = spec.mask === false ? null : Buffer.isBuffer(spec.mask) ? spec.mask : randomBytes(4)
-  if (maskKey !== null && maskKey.length !== 4) throw new Error('a masking key is 4 bytes')
-
-  const head = Buffer.alloc(2 + (encoding === 16 ? 2 : encoding === 64 ? 8 : 0))
-  head[0] =
-    ((spec.fin ?? true) ? 0x80 : 0) |
-    (spec.rsv1 ? 0x40 : 0) |
-    (spec.rsv2 ? 0x20 : 0) |
-    (spec.rsv3 ? 0x10 : 0) |
-    (spec.opcode & 0x0f)
-  const maskBit = maskKey === null ? 0 : 0x80
-  if (encoding === 7) {
-    if (declared > 125n) throw new Error('a 7-bit length is at most 125')
-    head[1] = maskBit | Number(declared)
-  } else if (encoding === 16) {
-    if (declared > 0xffffn) throw new Error('a 16-bit length is at most 65535')
-    head[1] = maskBit | 126
-    head.writeUInt16BE(Number(declared), 2)
-  } else {
-    head[1] = maskBit | 127
-    head.writeBigUInt64BE(BigInt.asUintN(64, declared), 2)
-  }
-  if (maskKey === null) return Buffer.concat([head, payload])
-  const masked = Buffer.alloc(payload.length)
-  for (let i = 0; i < payload.length; i++) masked[i] = payload[i]! ^ maskKey[i & 3]!
-  return Buffer.concat([head, maskKey, masked])
-}
-
-/** The payload of a close frame: a 2-byte code and a UTF-8 reason (or raw bytes). */
-export function closePayload(code: number, reason: string | Buffer = ''): Buffer {
-  const head = Buffer.alloc(2)
-  head.writeUInt16BE(code)
-  return Buffer.concat([head, typeof reason === 'string' ? Buffer.from(reason) : reason])
-}
-
-/**
- * One data message cut into `pieces` frames: the first with `opcode` and
- * FIN clear, then continuation frames, the last with FIN set. Cuts fall at
- * byte positions, so a multi-byte character may be split between frames
- * (which is legal). `extra` applies to every frame (e.g. `mask: false`).
- */
-export function fragments(
-  payload: Buffer | string,
-  pieces: number | number[],
-  opcode: number = Opcode.TEXT,
-  extra: Omit<FrameSpec, 'opcode' | 'payload' | 'fin'> = {},
-): FrameSpec[] {
-  const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload
-  let sizes: number[]
-  if (Array.isArray(pieces)) {
-    sizes = pieces
-  } else {
-    const size = Math.ceil(bytes.length / pieces)
-    sizes = Array.from({ length: pieces }, (_, i) => Math.max(0, Math.min(size, bytes.length - i * size)))
-  }
-  if (sizes.reduce((a, b) => a + b, 0) !== bytes.length) throw new Error('fragment sizes do not add up to the payload')
-  const specs: FrameSpec[] = []
-  let at = 0
-  sizes.forEach((size, i) => {
-    specs.push({ ...extra, opcode: i === 0 ? opcode : Opcode.CONTINUATION, fin: i === sizes.length - 1, payload: bytes.subarray(at, at + size) })
-    at += size
-  })
-  return specs
-}
-
-/** One frame as the server sent it. */
-export interface ReceivedFrame {
-  fin: boolean
-  rsv1: boolean
-  rsv2: boolean
-  rsv3: boolean
-  opcode: number
-  masked: boolean
-  payload: Buffer
-}
+import type { Socket } from 'node:net'
+import { Opcode, closePayload, frame, type FrameSpec, type ReceivedFrame } from './raw-frames.js'
 
 /** A whole data message (fragments joined). `text` is set for text messages. */
 export interface RawMessage {
@@ -139,170 +14,17 @@ export interface CloseInfo {
   reason: string
 }
 
-export interface RawConnectOptions {
-  /**
-   * Extra request headers, or replacements for the handshake's own (Host,
-   * Upgrade, Connection, Sec-WebSocket-Key, Sec-WebSocket-Version); null
-   * leaves a header out.
-   */
-  headers?: Record<string, string | null>
+/** How a raw socket answers the server by itself. */
+export interface RawSocketOptions {
   /** Answer the server's heartbeat `ping` text frames with this text. @default null (do not answer) */
   pong?: string | null
   /** Reply to the server's close frame with a close frame (as RFC 6455 says). @default true */
   echoClose?: boolean
-  /** For the handshake. @default 5000 */
-  timeoutMs?: number
-}
-
-/** What the server answered to the Upgrade request. */
-export interface HandshakeResult {
-  status: number
-  statusText: string
-  /** Lower-case names; repeated headers joined with ", ". */
-  headers: Record<string, string>
-  /** The response body, when the upgrade was refused. */
-  body: string
-  /** The open socket after a 101, otherwise null. */
-  socket: RawSocket | null
-}
-
-/** The server answered the Upgrade with something other than 101. */
-export class UpgradeRefusedError extends Error {
-  constructor(
-    readonly status: number,
-    readonly headers: Record<string, string>,
-    readonly body: string,
-  ) {
-    super(`upgrade refused: HTTP ${status} ${body.slice(0, 200)}`)
-    this.name = 'UpgradeRefusedError'
-  }
-}
-
-/**
- * Performs the Upgrade handshake and resolves with the server's answer: the
- * status always (101, 401, 403, 429, …), and an open {@link RawSocket} after
- * a valid 101 (the Sec-WebSocket-Accept is checked; a wrong one rejects).
- */
-export function rawHandshake(url: string, opts: RawConnectOptions = {}): Promise<HandshakeResult> {
-  const target = new URL(url)
-  if (target.protocol !== 'ws:' && target.protocol !== 'http:') throw new Error(`only ws:// is supported: ${url}`)
-  const port = Number(target.port || 80)
-  const key = randomBytes(16).toString('base64')
-  const headers: Record<string, string | null> = {
-    Host: target.host,
-    Upgrade: 'websocket',
-    Connection: 'Upgrade',
-    'Sec-WebSocket-Key': key,
-    'Sec-WebSocket-Version': '13',
-  }
-  for (const [name, value] of Object.entries(opts.headers ?? {})) {
-    const existing = Object.keys(headers).find((h) => h.toLowerCase() === name.toLowerCase())
-    if (existing !== undefined) delete headers[existing]
-    headers[name] = value
-  }
-  const sentKey = Object.entries(headers).find(([h]) => h.toLowerCase() === 'sec-websocket-key')?.[1] ?? null
-  const request =
-    `GET ${target.pathname}${target.search} HTTP/1.1\r\n` +
-    Object.entries(headers)
-      .filter((entry): entry is [string, string] => entry[1] !== null)
-      .map(([h, v]) => `${h}: ${v}\r\n`)
-      .join('') +
-    '\r\n'
-
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: target.hostname.replace(/^\[|\]$/g, ''), port })
-    socket.setNoDelay(true)
-    let buffered = Buffer.alloc(0)
-    let head: { status: number; statusText: string; headers: Record<string, string> } | undefined
-    let settled = false
-    const timer = setTimeout(() => fail(new Error(`handshake with ${url} timed out after ${opts.timeoutMs ?? 5000} ms`)), opts.timeoutMs ?? 5000)
-
-    const cleanup = () => {
-      clearTimeout(timer)
-      socket.off('data', onData)
-      socket.off('end', onEnd)
-      socket.off('error', fail)
-      socket.off('close', onEnd)
-    }
-    function fail(err: Error) {
-      if (settled) return
-      settled = true
-      cleanup()
-      socket.destroy()
-      reject(err)
-    }
-    const finishRefused = () => {
-      if (settled || head === undefined) return
-      settled = true
-      cleanup()
-      socket.destroy()
-      resolve({ ...head, body: buffered.toString(), socket: null })
-    }
-    function onEnd() {
-      if (head !== undefined) finishRefused()
-      else fail(new Error(`connection closed during the handshake: ${JSON.stringify(buffered.toString().slice(0, 200))}`))
-    }
-    function onData(chunk: Buffer) {
-      buffered = Buffer.concat([buffered, chunk])
-      if (head === undefined) {
-        const end = buffered.indexOf('\r\n\r\n')
-        if (end === -1) {
-          if (buffered.length > 65536) fail(new Error('response head too long'))
-          return
-        }
-        const lines = buffered.subarray(0, end).toString('latin1').split('\r\n')
-        buffered = buffered.subarray(end + 4)
-        const status = /^HTTP\/1\.[01] (\d{3}) ?(.*)$/.exec(lines[0] ?? '')
-        if (status === null) return fail(new Error(`not an HTTP response: ${JSON.stringify(lines[0])}`))
-        const parsed: Record<string, string> = {}
-        for (const line of lines.slice(1)) {
-          const colon = line.indexOf(':')
-          if (colon <= 0) continue
-          const name = line.slice(0, colon).trim().toLowerCase()
-          const value = line.slice(colon + 1).trim()
-          parsed[name] = parsed[name] === undefined ? value : `${parsed[name]}, ${value}`
-        }
-        head = { status: Number(status[1]), statusText: status[2] ?? '', headers: parsed }
-        if (head.status === 101) {
-          const expected = createHash('sha1').update(`${sentKey ?? ''}${WS_GUID}`).digest('base64')
-          if (!/^websocket$/i.test(parsed.upgrade ?? '')) return fail(new Error(`101 without "Upgrade: websocket": ${JSON.stringify(parsed)}`))
-          if (!/(^|,)\s*upgrade\s*(,|$)/i.test(parsed.connection ?? '')) return fail(new Error(`101 without "Connection: Upgrade": ${JSON.stringify(parsed)}`))
-          if (parsed['sec-websocket-accept'] !== expected) {
-            return fail(new Error(`wrong Sec-WebSocket-Accept ${JSON.stringify(parsed['sec-websocket-accept'])}, expected ${expected}`))
-          }
-          settled = true
-          cleanup()
-          const raw = new RawSocket(socket, opts)
-          resolve({ ...head, body: '', socket: raw })
-          // Bytes that came with the response head are the first frames.
-          if (buffered.length > 0) raw.feed(buffered)
-          return
-        }
-      }
-      const length = Number(head.headers['content-length'])
-      if (Number.isFinite(length) && buffered.length >= length) {
-        buffered = buffered.subarray(0, length)
-        finishRefused()
-      }
-    }
-    socket.on('data', onData)
-    socket.on('end', onEnd)
-    socket.on('close', onEnd)
-    socket.on('error', fail)
-    socket.write(request)
-  })
-}
-
-/** A raw socket after a 101; rejects with {@link UpgradeRefusedError} (its `status`) for any other answer. */
-export async function rawConnect(url: string, opts: RawConnectOptions = {}): Promise<RawSocket> {
-  const result = await rawHandshake(url, opts)
-  if (result.socket === null) throw new UpgradeRefusedError(result.status, result.headers, result.body)
-  return result.socket
 }
 
 type Waiter = { predicate: (m: RawMessage) => boolean; resolve: (m: RawMessage) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
 
-/** An open WebSocket connection driven byte by byte. */
+/** An open WebSocket connection driven byte by byte (opened by rawConnect / rawHandshake in raw-handshake.ts). */
 export class RawSocket {
   /** Every frame the server sent, in order (heartbeat pings and close frames included). */
   readonly frames: ReceivedFrame[] = []
@@ -327,11 +49,11 @@ export class RawSocket {
   #taken = new WeakSet<RawMessage>()
   #waiters: Waiter[] = []
   #stopped = false
-  readonly #opts: RawConnectOptions
+  readonly #opts: RawSocketOptions
 
   constructor(
     readonly socket: Socket,
-    opts: RawConnectOptions = {},
+    opts: RawSocketOptions = {},
   ) {
     this.#opts = opts
     this.closed = new Promise((resolve) => {

@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { connectRedis, type RedisConnections } from '@switchboard/domain'
+import { coalesceWrites } from '@switchboard/server-kit'
 
 /** Anything with a teardown hook (a tap Test). */
 interface Teardown {
@@ -11,7 +12,8 @@ const quiet = { warn() {}, info() {} }
 
 /** The domain's two Redis connections to `url`, both ready, closed at teardown. */
 export async function connectedRedis(t: Teardown, url: string): Promise<RedisConnections> {
-  const conn = connectRedis(url, quiet)
+  // As the services connect (server-kit's redis plugin).
+  const conn = connectRedis(url, quiet, { onCommandConnection: coalesceWrites })
   t.teardown(() => conn.close())
   // The command connection does not queue commands while connecting.
   const ready = (client: Redis) => (client.status === 'ready' ? null : new Promise((resolve) => client.once('ready', resolve)))
