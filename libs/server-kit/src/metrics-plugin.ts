@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { Errors, FRAME_TYPES, type ErrorCode } from '@switchboard/protocol'
+import { Errors, FRAME_TYPES, frameTypeOf, type ErrorCode } from '@switchboard/protocol'
 import { queueLength } from '@switchboard/domain'
 
 /** Which socket: a chat's (`/chat/:chatId`) or the agents' queue (`/users`). */
@@ -30,7 +30,6 @@ const ERROR_OF_CLOSE_CODE: ReadonlyMap<number, ErrorCode> = (() => {
   }
   return new Map([...byCode].filter(([, codes]) => codes.length === 1).map(([closeCode, [code]]) => [closeCode, code!]))
 })()
-const TYPE_PREFIX = '{"type":"'
 const ERROR_PREFIX = '{"type":"Error","args":{"code":"'
 
 /** A frame type as a label: one of the protocol's, or `other`. */
@@ -43,10 +42,11 @@ export function errorCodeLabel(code: unknown): string {
   return typeof code === 'string' && Object.hasOwn(Errors, code) ? code : OTHER
 }
 
-/** The type of a frame this server encoded (every encoder starts with `{"type":"`; a v1 queue entry is a bare visitor). */
+/** The type of a frame this server encoded (frameTypeOf; a v1 queue entry is a bare visitor). */
 function outgoingType(text: string): string {
-  if (!text.startsWith(TYPE_PREFIX)) return text.startsWith('{"username":') ? 'Visitor' : OTHER
-  return frameTypeLabel(text.slice(TYPE_PREFIX.length, text.indexOf('"', TYPE_PREFIX.length)))
+  const type = frameTypeOf(text)
+  if (type === undefined) return text.startsWith('{"username":') ? 'Visitor' : OTHER
+  return frameTypeLabel(type)
 }
 
 interface SocketLabels {
