@@ -12,6 +12,7 @@ t.test('the import graph keeps the rules of docs/architecture.md', async (t) => 
   t.ok(has('libs/domain', 'ioredis'), 'domain → ioredis')
   t.ok(has('services/chat-server', 'libs/server-kit'), 'chat-server → server-kit')
   t.ok(has('libs/client', 'libs/protocol'), 'client → protocol')
+  t.ok(has('libs/store', 'pg'), 'store → pg')
   t.ok(edges.some((e) => e.file.startsWith('services/subscriber/web/')), 'the pages are read')
   t.same(violations(edges), [], 'no forbidden import')
 })
@@ -36,6 +37,11 @@ t.test('a forbidden import is reported, whatever its form', async (t) => {
     edge('services/chat-server/src/app.ts', '@switchboard/subscriber'),
     edge('services/subscriber/src/app.ts', '../../chat-server/src/app.js'),
     edge('libs/server-kit/src/index.ts', '@switchboard/testing'),
+    edge('libs/store/src/conversations.ts', 'ioredis'),
+    edge('libs/store/src/conversations.ts', '@switchboard/domain'),
+    edge('libs/store/src/conversations.ts', 'fastify'),
+    edge('libs/protocol/src/v2.ts', '@switchboard/store'),
+    edge('libs/client/src/chat-client.ts', 'pg'),
   ]
   const found = violations(bad)
   t.equal(found.length, bad.length, found.join('\n'))
@@ -44,6 +50,7 @@ t.test('a forbidden import is reported, whatever its form', async (t) => {
   const fine = [
     edge('libs/server-kit/src/redis-plugin.ts', '@switchboard/domain'),
     edge('libs/domain/src/redis.ts', 'ioredis'),
+    edge('libs/store/src/postgres.ts', 'pg'),
     edge('services/chat-server/src/app.ts', './routes/chat.js'),
     edge('libs/testing/src/index.ts', './raw-socket.js'),
     edge('libs/client/src/index.ts', '@switchboard/protocol'),

@@ -101,12 +101,18 @@ export const RULES: readonly ImportRule[] = [
   {
     name: 'protocol knows no storage (no ioredis, no domain) and no fastify',
     from: is('libs/protocol'),
-    forbidden: (target) => target === 'ioredis' || target === 'libs/domain' || target === 'libs/server-kit' || isFastify(target),
+    forbidden: (target) => target === 'ioredis' || target === 'pg' || target.startsWith('@electric-sql/') || target === 'libs/domain' || target === 'libs/store' || target === 'libs/server-kit' || isFastify(target),
   },
   {
-    name: 'client, ui and the pages never pull in Redis, domain, server-kit, fastify or Node-only modules',
+    name: 'store knows no fastify and no live state (no ioredis, domain or server-kit)',
+    from: is('libs/store'),
+    forbidden: (target) => isFastify(target) || target === 'ioredis' || target === 'libs/domain' || target === 'libs/server-kit',
+  },
+  {
+    name: 'client, ui and the pages never pull in Redis, PostgreSQL, domain, store, server-kit, fastify or Node-only modules',
     from: (pkg) => pkg === 'libs/client' || pkg === 'libs/ui',
-    forbidden: (target) => isNodeOnly(target) || isFastify(target) || target === 'libs/domain' || target === 'libs/server-kit' || target.startsWith('services/'),
+    forbidden: (target) =>
+      isNodeOnly(target) || isFastify(target) || target === 'libs/domain' || target === 'libs/store' || target === 'pg' || target === 'libs/server-kit' || target.startsWith('services/'),
   },
   {
     name: 'services never import each other',

@@ -1,0 +1,5 @@
+export * from './db.js'
+export * from './postgres.js'
+export * from './pglite.js'
+export * from './migrations.js'
+export * from './conversations.js'
