@@ -140,7 +140,7 @@ export interface Conversation {
 }
 
 const SELECT_CONVERSATION = `SELECT chat_id, visitor_id, username, email, subject, category, priority, status, agent_id,
-  created_at, ended_at, message_count, last_message_at, tags FROM conversations`
+  created_at, created_at::text AS created_at_text, ended_at, message_count, last_message_at, tags FROM conversations`
 
 const iso = (v: unknown): string | null => (v === null || v === undefined ? null : new Date(v as string).toISOString())
 
@@ -226,7 +226,7 @@ export async function searchConversations(db: Queryable, query: ConversationQuer
   }
   if (query.cursor !== undefined) {
     const [at, chatId] = decodeCursor(query.cursor)
-    where.push(`(created_at, chat_id) < (${param(at)}, ${param(chatId)})`)
+    where.push(`(created_at, chat_id) < (${param(at)}::timestamptz, ${param(chatId)})`)
   }
   const limit = Math.min(Math.max(query.limit ?? 20, 1), 100)
   const { rows } = await db.query(
@@ -234,8 +234,9 @@ export async function searchConversations(db: Queryable, query: ConversationQuer
     params,
   )
   const items = rows.slice(0, limit).map(conversationOf)
-  const last = items[items.length - 1]
-  return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.createdAt, last.chatId) : null }
+  // The cursor keeps created_at as PostgreSQL writes it: a JavaScript Date would drop its microseconds and skip rows of the same millisecond.
+  const last = rows[limit - 1]
+  return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.created_at_text as string, last.chat_id as string) : null }
 }
 
 const encodeCursor = (createdAt: string, chatId: string): string => Buffer.from(JSON.stringify([createdAt, chatId])).toString('base64url')

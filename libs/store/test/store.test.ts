@@ -82,6 +82,21 @@ async function suite(t: Test, db: Database): Promise<void> {
     await t.rejects(searchConversations(db, { cursor: 'not-a-cursor' }), RangeError)
   })
 
+  t.test('paging keeps rows created within one millisecond (microseconds apart)', async (t) => {
+    for (const [n, at] of [[11, '2027-01-01T00:00:00.123400Z'], [12, '2027-01-01T00:00:00.123300Z'], [13, '2027-01-01T00:00:00.123200Z']] as const) {
+      await db.query('INSERT INTO conversations (chat_id, created_at) VALUES ($1, $2::timestamptz)', [id(n), at])
+    }
+    const seen: string[] = []
+    let cursor: string | undefined
+    for (let page = 0; page < 3; page++) {
+      const r = await searchConversations(db, { from: new Date('2027-01-01T00:00:00Z'), limit: 1, ...(cursor ? { cursor } : {}) })
+      seen.push(...r.items.map((c) => c.chatId))
+      cursor = r.nextCursor ?? undefined
+    }
+    t.same(seen, [id(11), id(12), id(13)], 'every row once, newest first')
+    await db.query('DELETE FROM conversations WHERE chat_id = ANY($1)', [[id(11), id(12), id(13)]])
+  })
+
   t.test('erasure removes everything of one visitor, keeps the others, and is audited without content', async (t) => {
     t.equal(await eraseVisitor(db, { email: 'ada@example.COM' }, 'admin-1'), 1)
     t.equal(await getConversation(db, id(1)), null)
