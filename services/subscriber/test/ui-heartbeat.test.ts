@@ -7,8 +7,8 @@ import { launchChromium, spawnService, startRedis } from '@switchboard/testing'
  * recovers once it answers again. Runs the built services (`npm run build` first).
  */
 
-/** The pages' client takes a connection for dead after 3 silent heartbeat intervals of the default 1 s. */
-const NOTICED_WITHIN_MS = 3 * 1000 + 2500
+/** The pages' client takes a connection for dead after 3 silent heartbeat intervals of the default 1 s; 6 s of slack for a loaded 2-core CI machine (the server stays frozen, so a client that never notices still fails). */
+const NOTICED_WITHIN_MS = 3 * 1000 + 6000
 
 t.test('a frozen Subscriber: the agent console says its queue connection is lost within 3 heartbeats, and recovers', async (t) => {
   const redis = await startRedis()
